@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# chunkprov's test command: installs what is missing, then runs every check CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (-D warnings)"
+cargo clippy --all-targets -- -D warnings
+cargo clippy -p chunkprov-ffi --all-targets -- -D warnings
+cargo clippy -p chunkprov-device --features defmt --target thumbv8m.main-none-eabi -- -D warnings
+
+step "Rust tests"
+cargo test
+
+step "Cortex-M33 builds (32-bit size and alignment assertions of the C ABI)"
+cargo build -p chunkprov-ffi --target thumbv8m.main-none-eabi
+cargo build -p chunkprov-ffi --target thumbv8m.main-none-eabihf
+
+step "include/chunkprov.h is what cbindgen generates"
+fresh=$(mktemp)
+trap 'rm -f "$fresh"' EXIT
+cbindgen --quiet --config ffi/cbindgen.toml --crate chunkprov-ffi --output "$fresh" ffi
+if ! diff -u include/chunkprov.h "$fresh"; then
+    echo "include/chunkprov.h is stale: regenerate it with" >&2
+    echo "  cbindgen --config ffi/cbindgen.toml --crate chunkprov-ffi --output include/chunkprov.h ffi" >&2
+    exit 1
+fi
+
+step "C tests: host (ASan + UBSan) and Cortex-M33 under QEMU (soft and hard float)"
+bash tests/c/run.sh
+
+step "all checks passed"
