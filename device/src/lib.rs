@@ -26,6 +26,7 @@ pub use chunkprov_protocol as protocol;
 mod bitmap;
 mod diag;
 mod flash;
+pub mod journal;
 pub mod reassembler;
 
 pub use flash::{Geometry, GeometryError, Slot, MAX_WRITE_SIZE};

@@ -14,6 +14,8 @@ pub enum SimError {
     WrittenTwice,
     /// The operation was made to fail.
     Injected,
+    /// Power was cut: this and every later operation fails until [`NorSim::reboot`].
+    PowerCut,
 }
 
 impl NorFlashError for SimError {
@@ -43,6 +45,13 @@ pub struct NorSim<const W: usize, const E: usize> {
     pub counts: Counts,
     /// Fail the write or erase with this number (1-based), counting from creation.
     pub fail_op: Option<u64>,
+    /// Cut power at the write or erase with this number (1-based), counting from creation:
+    /// that operation does nothing, or half of its work if `cut_half`.
+    pub cut_at: Option<u64>,
+    /// Whether the cut operation is left half done (half the bytes written, half the page
+    /// erased).
+    pub cut_half: bool,
+    dead: bool,
     ops: u64,
 }
 
@@ -53,8 +62,22 @@ impl<const W: usize, const E: usize> NorSim<W, E> {
             written: vec![false; pages * E / W],
             counts: Counts::default(),
             fail_op: None,
+            cut_at: None,
+            cut_half: false,
+            dead: false,
             ops: 0,
         }
+    }
+
+    /// Power comes back: operations work again (no further cut is scheduled).
+    pub fn reboot(&mut self) {
+        self.dead = false;
+        self.cut_at = None;
+    }
+
+    /// Writes and erases so far (including failed ones).
+    pub fn ops(&self) -> u64 {
+        self.ops
     }
 
     fn check(&self, offset: u32, len: usize, align: usize) -> Result<(), SimError> {
@@ -68,12 +91,23 @@ impl<const W: usize, const E: usize> NorSim<W, E> {
         Ok(())
     }
 
-    fn op(&mut self) -> Result<(), SimError> {
+    /// Counts an operation; `Ok(true)` if it must be left half done and then fail.
+    fn op(&mut self) -> Result<bool, SimError> {
+        if self.dead {
+            return Err(SimError::PowerCut);
+        }
         self.ops += 1;
         if self.fail_op == Some(self.ops) {
             return Err(SimError::Injected);
         }
-        Ok(())
+        if self.cut_at == Some(self.ops) {
+            self.dead = true;
+            if !self.cut_half {
+                return Err(SimError::PowerCut);
+            }
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 
@@ -84,6 +118,9 @@ impl<const W: usize, const E: usize> ErrorType for NorSim<W, E> {
 impl<const W: usize, const E: usize> ReadNorFlash for NorSim<W, E> {
     const READ_SIZE: usize = 1;
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), SimError> {
+        if self.dead {
+            return Err(SimError::PowerCut);
+        }
         self.check(offset, bytes.len(), 1)?;
         self.counts.reads += 1;
         bytes.copy_from_slice(&self.mem[offset as usize..offset as usize + bytes.len()]);
@@ -103,11 +140,16 @@ impl<const W: usize, const E: usize> NorFlash for NorSim<W, E> {
             return Err(SimError::OutOfBounds);
         }
         self.check(from, (to - from) as usize, E)?;
-        self.op()?;
+        let half = self.op()?;
         self.counts.erases += 1;
         self.counts.pages += u64::from(to - from) / E as u64;
-        self.mem[from as usize..to as usize].fill(0xFF);
-        self.written[from as usize / W..to as usize / W].fill(false);
+        // A cut erase leaves the first half of the range erased, the rest as it was.
+        let end = if half { from + (to - from) / 2 } else { to };
+        self.mem[from as usize..end as usize].fill(0xFF);
+        self.written[from as usize / W..end as usize / W].fill(false);
+        if half {
+            return Err(SimError::PowerCut);
+        }
         Ok(())
     }
 
@@ -118,13 +160,19 @@ impl<const W: usize, const E: usize> NorFlash for NorSim<W, E> {
         if self.written[first..first + units].iter().any(|&w| w) {
             return Err(SimError::WrittenTwice);
         }
-        self.op()?;
+        let half = self.op()?;
         self.counts.writes += 1;
         self.counts.units += units as u64;
-        for (m, b) in self.mem[offset as usize..].iter_mut().zip(bytes) {
+        // A cut write programs the first half of the bytes; every unit it touched counts as
+        // written (programming it again without an erase would be a NOR violation).
+        let n = if half { bytes.len() / 2 } else { bytes.len() };
+        for (m, b) in self.mem[offset as usize..].iter_mut().zip(&bytes[..n]) {
             *m &= *b;
         }
         self.written[first..first + units].fill(true);
+        if half {
+            return Err(SimError::PowerCut);
+        }
         Ok(())
     }
 }
