@@ -19,7 +19,7 @@
 /**
  * Bytes of storage a chunkprov_reassembler needs; the same on every supported target.
  */
-#define CHUNKPROV_REASSEMBLER_SIZE 256
+#define CHUNKPROV_REASSEMBLER_SIZE 264
 
 /**
  * Alignment a chunkprov_reassembler needs.
@@ -34,7 +34,7 @@
 /**
  * CHUNKPROV_REASSEMBLER_SIZE in 64-bit words.
  */
-#define CHUNKPROV_REASSEMBLER_WORDS 32
+#define CHUNKPROV_REASSEMBLER_WORDS 33
 
 /**
  * The result of every chunkprov function.

@@ -122,15 +122,19 @@ pub(crate) enum ProgramError<E> {
     Flash(E),
 }
 
-/// Writes one write unit at `offset` unless flash already holds exactly these bytes. A unit
-/// that is neither erased nor equal is never written: NOR flash may only be written once
-/// between erases.
+/// The most bytes compared and programmed in one flash call: two units of the largest size.
+pub(crate) const RUN: usize = 2 * MAX_WRITE_SIZE as usize;
+
+/// Writes a run of whole write units (at most [`RUN`] bytes) at `offset` unless flash already
+/// holds exactly these bytes. A run that is neither erased nor equal is never written (NOR flash
+/// may only be written once between erases): the caller retries it unit by unit, and a unit that
+/// is neither is a [`ProgramError::Mismatch`].
 pub(crate) fn program<F: NorFlash>(
     flash: &mut F,
     offset: u32,
     data: &[u8],
 ) -> Result<(), ProgramError<F::Error>> {
-    let mut buf = [0u8; MAX_WRITE_SIZE as usize];
+    let mut buf = [0u8; RUN];
     let current = buf.get_mut(..data.len()).ok_or(ProgramError::Mismatch)?;
     flash.read(offset, current).map_err(ProgramError::Flash)?;
     if current == data {

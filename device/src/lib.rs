@@ -27,7 +27,9 @@ mod bitmap;
 mod diag;
 mod flash;
 pub mod journal;
+pub mod markers;
 pub mod reassembler;
+pub mod store;
 
 pub use flash::{Geometry, GeometryError, Slot, MAX_WRITE_SIZE};
 pub use reassembler::{Error, Outcome, Reassembler};

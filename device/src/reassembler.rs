@@ -17,7 +17,8 @@
 
 use crate::bitmap::Bitmap;
 use crate::diag::diag;
-use crate::flash::{program, Geometry, GeometryError, ProgramError, Slot};
+use crate::flash::{program, Geometry, GeometryError, ProgramError, Slot, RUN};
+use crate::markers::{header_len, Header, MarkerError, TransferRecord};
 use chunkprov_protocol::bundle::{self, Layout, LocateError, Span};
 use chunkprov_protocol::chunking::Plan;
 use chunkprov_protocol::crc::Crc32;
@@ -25,9 +26,6 @@ use chunkprov_protocol::frame::{FrameDecoder, Step};
 use chunkprov_protocol::{Nonce, RejectCode, SHA256_LEN};
 use embedded_storage::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
-
-/// Bytes compared and programmed per flash call while streaming.
-const RUN: usize = 64;
 
 /// The verdict on one frame, from [`Reassembler::end`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +91,7 @@ struct Transfer {
 pub struct Reassembler {
     nonce: Nonce,
     slot: Slot,
+    header: Option<Header>,
     geometry: Geometry,
     transfer: Option<Transfer>,
     verified: bool,
@@ -110,17 +109,104 @@ pub struct Reassembler {
 impl Reassembler {
     /// A reassembler for frames answering the request with `nonce`, writing into `slot` of a
     /// flash with `geometry`. Checks the geometry against the driver and the slot against both.
+    ///
+    /// Progress lives in RAM only; see [`with_header`](Self::with_header) for progress that
+    /// survives a reboot.
     pub fn new<F: NorFlash>(
         flash: &F,
         geometry: Geometry,
         slot: Slot,
         nonce: Nonce,
     ) -> Result<Self, GeometryError> {
+        Self::build(flash, geometry, slot, None, nonce)
+    }
+
+    /// Like [`new`](Self::new), with a header region where the transfer record and a marker per
+    /// held frame are written, so [`resume`](Self::resume) can pick the transfer up after a
+    /// reboot.
+    pub fn with_header<F: NorFlash>(
+        flash: &F,
+        geometry: Geometry,
+        slot: Slot,
+        header: Header,
+        nonce: Nonce,
+    ) -> Result<Self, GeometryError> {
+        Self::build(flash, geometry, slot, Some(header), nonce)
+    }
+
+    /// Picks up the transfer recorded in `header`, from flash alone: the frames whose markers
+    /// say held are held; a transfer whose every frame is held is verified again. `Ok(None)` if
+    /// the header holds no valid transfer record.
+    pub fn resume<F: NorFlash>(
+        flash: &mut F,
+        geometry: Geometry,
+        slot: Slot,
+        header: Header,
+    ) -> Result<Option<Self>, Error<F::Error>> {
+        let Some(record) = header.read_record(flash).map_err(Error::Flash)? else {
+            return Ok(None);
+        };
+        let mut r = Self::build(flash, geometry, slot, Some(header), record.nonce)
+            .map_err(|_| Error::Rejected(RejectCode::SlotTooSmall))?;
+        let Some(plan) = Plan::from_header(record.bundle_len, record.count) else {
+            return Ok(None);
+        };
+        if record.bundle_len > slot.size
+            || header_len(record.count, geometry.write_size()) > header.size
+        {
+            return Ok(None);
+        }
+        let mut held = 0;
+        for i in 0..record.count {
+            if header.is_held(flash, &geometry, i).map_err(Error::Flash)? {
+                r.bitmap.set(i, true);
+                held += 1;
+            }
+        }
+        r.transfer = Some(Transfer {
+            id: record.transfer_id,
+            bundle_len: record.bundle_len,
+            chunk: plan.chunk(),
+            count: record.count,
+            held,
+            sha256: record.sha256,
+        });
+        if held == record.count {
+            match r.verify(flash) {
+                Ok(_) => r.verified = true,
+                Err(Error::Flash(e)) => return Err(Error::Flash(e)),
+                Err(_) => {
+                    r.transfer = None;
+                    r.bitmap.clear();
+                }
+            }
+        }
+        Ok(Some(r))
+    }
+
+    fn build<F: NorFlash>(
+        flash: &F,
+        geometry: Geometry,
+        slot: Slot,
+        header: Option<Header>,
+        nonce: Nonce,
+    ) -> Result<Self, GeometryError> {
         geometry.check_driver::<F>()?;
         slot.check(&geometry, flash.capacity())?;
+        if let Some(h) = header {
+            Slot {
+                offset: h.offset,
+                size: h.size,
+            }
+            .check(&geometry, flash.capacity())?;
+            if h.offset < slot.offset + slot.size && slot.offset < h.offset + h.size {
+                return Err(GeometryError::Slot);
+            }
+        }
         Ok(Self {
             nonce,
             slot,
+            header,
             geometry,
             transfer: None,
             verified: false,
@@ -144,6 +230,16 @@ impl Reassembler {
     /// The slot frames are written to.
     pub const fn slot(&self) -> Slot {
         self.slot
+    }
+
+    /// The header where progress is recorded, if any.
+    pub const fn header(&self) -> Option<Header> {
+        self.header
+    }
+
+    /// Length of the bundle being received (0 before the first frame).
+    pub fn bundle_len(&self) -> u32 {
+        self.transfer.map_or(0, |t| t.bundle_len)
     }
 
     /// The transfer in progress, if a valid frame has started one.
@@ -249,6 +345,14 @@ impl Reassembler {
             diag!("frame {=u16}: CRC mismatch", index);
             return Err(Error::Rejected(RejectCode::FrameCrc));
         }
+        if let Some(h) = self.header {
+            match h.set(flash, &self.geometry, index, true) {
+                Ok(()) => {}
+                Err(MarkerError::Flash(e)) => return Err(Error::Flash(e)),
+                // Holding a frame never needs a fourth unit: a group of three is held already.
+                Err(MarkerError::Exhausted) => {}
+            }
+        }
         let Some(t) = self.transfer.as_mut() else {
             return Err(Error::Rejected(RejectCode::FrameMalformed));
         };
@@ -318,15 +422,37 @@ impl Reassembler {
                     h.count,
                     h.bundle_len
                 );
+                if let Some(header) = self.header {
+                    if header_len(h.count, self.geometry.write_size()) > header.size {
+                        return Err(Error::Rejected(RejectCode::SlotTooSmall));
+                    }
+                }
                 // Drop whatever was there before the erase, so a failed erase leaves no transfer.
                 self.transfer = None;
                 self.verified = false;
                 self.bitmap.clear();
+                // Header first: once it is erased no record describes the data pages, so a cut
+                // anywhere below leaves no transfer rather than a stale one.
+                if let Some(header) = self.header {
+                    header
+                        .erase(flash, &self.geometry, h.count)
+                        .map_err(Error::Flash)?;
+                }
                 let pages =
                     h.bundle_len.div_ceil(self.geometry.erase_size()) * self.geometry.erase_size();
                 flash
                     .erase(self.slot.offset, self.slot.offset + pages)
                     .map_err(Error::Flash)?;
+                if let Some(header) = self.header {
+                    let record = TransferRecord {
+                        nonce: h.nonce,
+                        transfer_id: h.transfer_id,
+                        count: h.count,
+                        bundle_len: h.bundle_len,
+                        sha256: h.sha256,
+                    };
+                    header.write_record(flash, &record).map_err(Error::Flash)?;
+                }
                 self.transfer = Some(Transfer {
                     id: h.transfer_id,
                     bundle_len: h.bundle_len,
@@ -432,23 +558,39 @@ impl Reassembler {
         }
     }
 
-    /// Erases the page holding `offset` and forgets every frame that touches it.
+    /// Erases the page holding `offset` and forgets every frame that touches it: their markers
+    /// are revoked before the page is erased, so flash never claims a frame it lost.
     fn repair<F: NorFlash>(&mut self, flash: &mut F, offset: u32) -> Result<(), Error<F::Error>> {
         let page = self.geometry.page_start(offset);
         let end = page + self.geometry.erase_size();
         diag!("stale bytes at {=u32}: erasing page {=u32}", offset, page);
-        flash.erase(page, end).map_err(Error::Flash)?;
-        if let Some(t) = self.transfer.as_mut() {
-            for i in 0..t.count {
-                let start = self.slot.offset + u32::from(i) * t.chunk;
-                let stop = start + t.chunk;
-                if start < end && stop > page && self.bitmap.get(i) {
-                    self.bitmap.set(i, false);
-                    t.held -= 1;
+        let Some(mut t) = self.transfer else {
+            return flash.erase(page, end).map_err(Error::Flash);
+        };
+        for i in 0..t.count {
+            let start = self.slot.offset + u32::from(i) * t.chunk;
+            let stop = start + t.chunk;
+            if start < end && stop > page && self.bitmap.get(i) {
+                if let Some(h) = self.header {
+                    match h.set(flash, &self.geometry, i, false) {
+                        Ok(()) => {}
+                        Err(MarkerError::Flash(e)) => return Err(Error::Flash(e)),
+                        Err(MarkerError::Exhausted) => {
+                            // This frame was revoked once already: start the transfer over.
+                            h.erase(flash, &self.geometry, t.count)
+                                .map_err(Error::Flash)?;
+                            self.transfer = None;
+                            self.bitmap.clear();
+                            return Ok(());
+                        }
+                    }
                 }
+                self.bitmap.set(i, false);
+                t.held -= 1;
             }
         }
-        Ok(())
+        self.transfer = Some(t);
+        flash.erase(page, end).map_err(Error::Flash)
     }
 
     /// Reads the bundle back, checks its SHA-256 and finds its items.

@@ -9,7 +9,7 @@ use chunkprov_device::{Error, Outcome, Reassembler, Slot};
 use core::mem::{align_of, size_of};
 
 /// Bytes of storage a chunkprov_reassembler needs; the same on every supported target.
-pub const CHUNKPROV_REASSEMBLER_SIZE: usize = 256;
+pub const CHUNKPROV_REASSEMBLER_SIZE: usize = 264;
 /// Alignment a chunkprov_reassembler needs.
 pub const CHUNKPROV_REASSEMBLER_ALIGN: usize = 8;
 /// Length of a request's nonce in bytes.
@@ -27,7 +27,7 @@ pub struct chunkprov_reassembler {
 }
 
 /// CHUNKPROV_REASSEMBLER_SIZE in 64-bit words.
-pub const CHUNKPROV_REASSEMBLER_WORDS: usize = 32;
+pub const CHUNKPROV_REASSEMBLER_WORDS: usize = 33;
 const _: () = assert!(CHUNKPROV_REASSEMBLER_WORDS * 8 == CHUNKPROV_REASSEMBLER_SIZE);
 
 /// Where one item of the bundle lies in flash.

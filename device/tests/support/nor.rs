@@ -163,13 +163,14 @@ impl<const W: usize, const E: usize> NorFlash for NorSim<W, E> {
         let half = self.op()?;
         self.counts.writes += 1;
         self.counts.units += units as u64;
-        // A cut write programs the first half of the bytes; every unit it touched counts as
-        // written (programming it again without an erase would be a NOR violation).
+        // A cut write programs the first half of the bytes. Units it reached count as written
+        // (programming one again without an erase is a NOR violation, even one left half
+        // programmed); units it never reached are still erased.
         let n = if half { bytes.len() / 2 } else { bytes.len() };
         for (m, b) in self.mem[offset as usize..].iter_mut().zip(&bytes[..n]) {
             *m &= *b;
         }
-        self.written[first..first + units].fill(true);
+        self.written[first..first + n.div_ceil(W)].fill(true);
         if half {
             return Err(SimError::PowerCut);
         }

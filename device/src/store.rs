@@ -1,0 +1,271 @@
+//! The store: a flash partition laid out as a journal and two credential slots (A/B), and the
+//! operations that move credentials through *receiving → pending → confirmed* safely.
+//!
+//! ```text
+//! partition + 0          journal: 2 pages (see [`journal`](crate::journal))
+//! partition + 2 pages    slot A: header pages (transfer record, markers), then data pages
+//!                        slot B: the same
+//! ```
+//!
+//! A transfer is received straight into the slot that does not hold the confirmed credentials.
+//! A verified bundle is *committed* by one journal record naming its slot as pending; the
+//! firmware then reconnects with it, and a *confirm* record makes it the confirmed slot, while
+//! the previous credentials (the other slot, or the claim credentials) stay untouched until then.
+//! A *rollback* record drops the pending slot. Nothing is ever copied, and every step is one
+//! journal record, so a power cut at any instant leaves the previous state or the next one.
+
+use crate::flash::{Geometry, GeometryError, Slot};
+use crate::journal::{Journal, SlotId, State};
+use crate::markers::{header_len, Header};
+use crate::reassembler::{Error, Reassembler};
+use chunkprov_protocol::bundle::Layout;
+use chunkprov_protocol::{Nonce, RejectCode, MAX_FRAMES};
+use embedded_storage::nor_flash::NorFlash;
+
+/// Where the store lives: whole erase units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    /// Offset of the first byte.
+    pub offset: u32,
+    /// Size in bytes.
+    pub size: u32,
+}
+
+/// Where each part of the store lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Regions {
+    /// The journal's first page.
+    pub journal: u32,
+    /// Slot A's header and data.
+    pub a: (Header, Slot),
+    /// Slot B's header and data.
+    pub b: (Header, Slot),
+}
+
+impl Regions {
+    /// Lays `partition` out for `geometry`: two journal pages, then two equal slots whose headers
+    /// can mark [`MAX_FRAMES`] frames. Fails if the partition is misaligned or leaves no data
+    /// page per slot.
+    pub fn new(geometry: &Geometry, partition: Partition) -> Result<Self, GeometryError> {
+        let page = geometry.erase_size();
+        if partition.offset % page != 0 || partition.size % page != 0 {
+            return Err(GeometryError::Slot);
+        }
+        let pages = partition.size / page;
+        let header_pages = header_len(MAX_FRAMES, geometry.write_size()).div_ceil(page);
+        let per_slot = pages.saturating_sub(2) / 2;
+        if per_slot <= header_pages {
+            return Err(GeometryError::Slot);
+        }
+        let slot = |i: u32| {
+            let start = partition.offset + (2 + i * per_slot) * page;
+            (
+                Header {
+                    offset: start,
+                    size: header_pages * page,
+                },
+                Slot {
+                    offset: start + header_pages * page,
+                    size: (per_slot - header_pages) * page,
+                },
+            )
+        };
+        Ok(Self {
+            journal: partition.offset,
+            a: slot(0),
+            b: slot(1),
+        })
+    }
+
+    /// The regions of one slot.
+    pub const fn slot(&self, id: SlotId) -> (Header, Slot) {
+        match id {
+            SlotId::A => self.a,
+            SlotId::B => self.b,
+        }
+    }
+}
+
+/// The store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Store {
+    geometry: Geometry,
+    regions: Regions,
+    journal: Journal,
+}
+
+impl Store {
+    /// Opens the store in `partition`, reading the journal. A pending slot whose bundle does not
+    /// verify any more is dropped (rolled back) here, so a pending or confirmed slot is always
+    /// one that verified.
+    pub fn open<F: NorFlash>(
+        flash: &mut F,
+        geometry: Geometry,
+        partition: Partition,
+    ) -> Result<Self, Error<F::Error>> {
+        let regions = Regions::new(&geometry, partition)
+            .map_err(|_| Error::Rejected(RejectCode::SlotTooSmall))?;
+        Slot {
+            offset: partition.offset,
+            size: partition.size,
+        }
+        .check(&geometry, flash.capacity())
+        .map_err(|_| Error::Rejected(RejectCode::SlotTooSmall))?;
+        let journal = Journal::open(flash, &geometry, regions.journal).map_err(Error::Flash)?;
+        let mut store = Self {
+            geometry,
+            regions,
+            journal,
+        };
+        if let Some(pending) = store.state().pending {
+            match store.verify(flash, pending) {
+                Ok(_) => {}
+                Err(Error::Rejected(_)) => store.rollback(flash)?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(store)
+    }
+
+    /// The persisted state.
+    pub const fn state(&self) -> &State {
+        self.journal.state()
+    }
+
+    /// The layout.
+    pub const fn regions(&self) -> &Regions {
+        &self.regions
+    }
+
+    /// The slot a new transfer is received into: the one not holding confirmed credentials.
+    pub fn receiving_slot(&self) -> SlotId {
+        self.state().confirmed.map_or(SlotId::A, SlotId::other)
+    }
+
+    /// A reassembler for a new request with `nonce`, receiving into the receiving slot. The slot
+    /// is erased only when the first frame arrives.
+    pub fn receive<F: NorFlash>(
+        &self,
+        flash: &F,
+        nonce: Nonce,
+    ) -> Result<Reassembler, Error<F::Error>> {
+        let (header, slot) = self.regions.slot(self.receiving_slot());
+        Reassembler::with_header(flash, self.geometry, slot, header, nonce)
+            .map_err(|_| Error::Rejected(RejectCode::SlotTooSmall))
+    }
+
+    /// The transfer recorded in the receiving slot, if any, picked up from flash. Nothing is
+    /// resumed while a bundle is pending: that slot must not be written.
+    pub fn resume<F: NorFlash>(
+        &self,
+        flash: &mut F,
+    ) -> Result<Option<Reassembler>, Error<F::Error>> {
+        if self.state().pending.is_some() {
+            return Ok(None);
+        }
+        let (header, slot) = self.regions.slot(self.receiving_slot());
+        Reassembler::resume(flash, self.geometry, slot, header)
+    }
+
+    /// Reads the bundle in `slot` back and checks it against its transfer record: SHA-256 and
+    /// shape. Gives where each credential lies.
+    pub fn verify<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        slot: SlotId,
+    ) -> Result<Layout, Error<F::Error>> {
+        let (header, data) = self.regions.slot(slot);
+        match Reassembler::resume(flash, self.geometry, data, header)? {
+            Some(r) if r.is_complete() => r.credentials(flash),
+            _ => Err(Error::Rejected(RejectCode::BundleInvalid)),
+        }
+    }
+
+    /// Commits the complete, verified bundle of `receiver`: its slot becomes pending.
+    pub fn commit<F: NorFlash>(
+        &mut self,
+        flash: &mut F,
+        receiver: &Reassembler,
+    ) -> Result<(), Error<F::Error>> {
+        let slot = self.receiving_slot();
+        let (_, data) = self.regions.slot(slot);
+        let Some(transfer_id) = receiver
+            .transfer_id()
+            .filter(|_| receiver.is_complete() && receiver.slot() == data)
+        else {
+            return Err(Error::Rejected(RejectCode::BundleInvalid));
+        };
+        let s = *self.state();
+        let next = State {
+            pending: Some(slot),
+            pending_transfer: transfer_id,
+            confirm_attempts: 0,
+            boots: 0,
+            ..s
+        };
+        self.journal.append(flash, next).map_err(Error::Flash)
+    }
+
+    /// The pending bundle proved itself: it becomes the confirmed credentials.
+    pub fn confirm<F: NorFlash>(&mut self, flash: &mut F) -> Result<(), Error<F::Error>> {
+        let s = *self.state();
+        let Some(slot) = s.pending else {
+            return Err(Error::Rejected(RejectCode::BundleInvalid));
+        };
+        let next = State {
+            confirmed: Some(slot),
+            pending: None,
+            confirm_attempts: 0,
+            boots: 0,
+            provisions: 0,
+            ..s
+        };
+        self.journal.append(flash, next).map_err(Error::Flash)
+    }
+
+    /// Counts a failed confirmation attempt of the pending bundle.
+    pub fn count_attempt<F: NorFlash>(&mut self, flash: &mut F) -> Result<u16, Error<F::Error>> {
+        let s = *self.state();
+        let next = State {
+            confirm_attempts: s.confirm_attempts.saturating_add(1),
+            ..s
+        };
+        self.journal.append(flash, next).map_err(Error::Flash)?;
+        Ok(next.confirm_attempts)
+    }
+
+    /// Counts a boot while provisioning or a confirmation is in progress.
+    pub fn count_boot<F: NorFlash>(&mut self, flash: &mut F) -> Result<u16, Error<F::Error>> {
+        let s = *self.state();
+        let next = State {
+            boots: s.boots.saturating_add(1),
+            ..s
+        };
+        self.journal.append(flash, next).map_err(Error::Flash)?;
+        Ok(next.boots)
+    }
+
+    /// Counts the start of a provisioning attempt (a request).
+    pub fn count_provision<F: NorFlash>(&mut self, flash: &mut F) -> Result<u16, Error<F::Error>> {
+        let s = *self.state();
+        let next = State {
+            provisions: s.provisions.saturating_add(1),
+            ..s
+        };
+        self.journal.append(flash, next).map_err(Error::Flash)?;
+        Ok(next.provisions)
+    }
+
+    /// Drops the pending bundle: the previous credentials (confirmed slot or claim) stay in use.
+    pub fn rollback<F: NorFlash>(&mut self, flash: &mut F) -> Result<(), Error<F::Error>> {
+        let s = *self.state();
+        let next = State {
+            pending: None,
+            pending_transfer: 0,
+            confirm_attempts: 0,
+            boots: 0,
+            ..s
+        };
+        self.journal.append(flash, next).map_err(Error::Flash)
+    }
+}
