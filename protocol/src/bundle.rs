@@ -117,7 +117,7 @@ impl Writer<'_> {
             .out
             .get_mut(self.at..self.at + bytes.len())
             .ok_or(EncodeError::BufferTooSmall)?;
-        dst.copy_from_slice(bytes);
+        crate::copy_prefix(dst, bytes);
         self.at += bytes.len();
         Ok(())
     }
@@ -252,7 +252,7 @@ pub fn locate_in(bytes: &[u8]) -> Result<Layout, LocateError<()>> {
         let src = bytes
             .get(offset as usize..offset as usize + buf.len())
             .ok_or(())?;
-        buf.copy_from_slice(src);
+        crate::copy_prefix(buf, src);
         Ok(())
     })
 }

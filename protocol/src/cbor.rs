@@ -126,7 +126,7 @@ pub fn encode_head(major: u8, value: u64, out: &mut [u8]) -> Option<usize> {
     let dst = out.get_mut(..len)?;
     let (first, rest) = dst.split_first_mut()?;
     *first = m | info;
-    rest.copy_from_slice(arg);
+    crate::copy_prefix(rest, arg);
     Some(len)
 }
 

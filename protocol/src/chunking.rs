@@ -16,6 +16,12 @@
 //! of up to 32 bytes and no two frames share one.
 
 use crate::{FRAME_ALIGN, FRAME_HEADER_MAX, MAX_BUNDLE_LEN, MAX_FRAMES};
+use core::num::NonZeroU32;
+
+/// `ceil(a / b)`; dividing by a `NonZeroU32` has no division-by-zero panic path.
+fn div_ceil(a: u32, b: NonZeroU32) -> u32 {
+    a / b + u32::from(a % b != 0)
+}
 
 /// The cut of one bundle into frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +40,7 @@ impl Plan {
         if max_chunk == 0 {
             return None;
         }
-        let count = u16::try_from(bundle_len.div_ceil(max_chunk)).ok()?;
+        let count = u16::try_from(div_ceil(bundle_len, NonZeroU32::new(max_chunk)?)).ok()?;
         Self::from_header(bundle_len, count)
     }
 
@@ -44,9 +50,9 @@ impl Plan {
         if bundle_len == 0 || bundle_len > MAX_BUNDLE_LEN || count == 0 || count > MAX_FRAMES {
             return None;
         }
-        let per_frame = bundle_len.div_ceil(u32::from(count));
+        let per_frame = div_ceil(bundle_len, NonZeroU32::new(u32::from(count))?);
         let chunk = per_frame.div_ceil(FRAME_ALIGN) * FRAME_ALIGN;
-        if bundle_len.div_ceil(chunk) != u32::from(count) {
+        if div_ceil(bundle_len, NonZeroU32::new(chunk)?) != u32::from(count) {
             return None;
         }
         Some(Plan {

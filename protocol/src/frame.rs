@@ -293,7 +293,7 @@ impl FrameDecoder {
                         return Ok(None);
                     }
                     let take = input.len().min(self.remaining as usize);
-                    let (now, rest) = input.split_at(take);
+                    let (now, rest) = input.split_at_checked(take).unwrap_or((input, &[]));
                     *input = rest;
                     self.remaining -= take as u32;
                     if self.remaining == 0 {
@@ -309,9 +309,9 @@ impl FrameDecoder {
                     };
                     let at = dst.len() - self.remaining as usize;
                     let take = input.len().min(self.remaining as usize);
-                    let (now, rest) = input.split_at(take);
+                    let (now, rest) = input.split_at_checked(take).unwrap_or((input, &[]));
                     if let Some(d) = dst.get_mut(at..at + take) {
-                        d.copy_from_slice(now);
+                        crate::copy_prefix(d, now);
                     }
                     *input = rest;
                     self.remaining -= take as u32;

@@ -40,6 +40,7 @@ pub mod nonce;
 pub mod pull;
 pub mod reject;
 pub mod request;
+pub mod sha256;
 pub mod topic;
 
 pub use code::RejectCode;
@@ -81,6 +82,18 @@ pub const MAX_THING_NAME_LEN: usize = 128;
 pub const MAX_CERTIFICATE_ID_LEN: usize = 64;
 /// The longest human-readable message in a [`reject::Rejection`].
 pub const MAX_REJECT_MESSAGE_LEN: usize = 96;
+
+/// Copies as many bytes as both slices hold and returns how many: `copy_from_slice` without its
+/// length-mismatch panic, for code that must not have panic paths.
+#[inline]
+pub fn copy_prefix(dst: &mut [u8], src: &[u8]) -> usize {
+    let mut n = 0;
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+        n += 1;
+    }
+    n
+}
 
 /// Whether `name` is a valid AWS IoT thing name: `[a-zA-Z0-9:_-]{1,128}`.
 pub fn is_valid_thing_name(name: &str) -> bool {

@@ -85,7 +85,7 @@ pub fn build<'b>(
     let mut at = 0;
     for p in parts {
         if let Some(d) = dst.get_mut(at..at + p.len()) {
-            d.copy_from_slice(p.as_bytes());
+            crate::copy_prefix(d, p.as_bytes());
         }
         at += p.len();
     }
