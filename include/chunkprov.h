@@ -363,7 +363,8 @@ enum chunkprov_status chunkprov_reassembler_missing(struct chunkprov_reassembler
 
 /**
  * Fills `out` with where each credential of the verified bundle lies in flash (offsets from
- * the start of the platform's flash area). Reads only item headers from flash.
+ * the start of the platform's flash area). Reads only item headers and the last byte of each
+ * PEM from flash.
  *
  * Returns CHUNKPROV_STATUS_OK, CHUNKPROV_STATUS_NOT_COMPLETE before the bundle is complete and
  * verified, or CHUNKPROV_STATUS_FLASH_ERROR.

@@ -79,6 +79,21 @@ impl Geometry {
     pub(crate) const fn page_start(&self, offset: u32) -> u32 {
         offset & !(self.erase_size - 1)
     }
+
+    /// `len` rounded up to whole erase units (sizes are powers of two: masks, no division).
+    pub(crate) const fn round_up(&self, len: u32) -> u32 {
+        len.wrapping_add(self.erase_size - 1) & !(self.erase_size - 1)
+    }
+
+    /// Number of erase units `len` bytes touch.
+    pub(crate) const fn pages(&self, len: u32) -> u32 {
+        self.round_up(len) >> self.erase_size.trailing_zeros()
+    }
+
+    /// Whether `offset` is on an erase-unit boundary.
+    pub(crate) const fn page_aligned(&self, offset: u32) -> bool {
+        offset & (self.erase_size - 1) == 0
+    }
 }
 
 /// A region of flash that holds one bundle: whole erase units, starting at `offset`.

@@ -93,13 +93,13 @@ impl State {
         let mut at = 0;
         for f in fields {
             if let Some(dst) = r.get_mut(at..at + f.len()) {
-                dst.copy_from_slice(f);
+                chunkprov_protocol::copy_prefix(dst, f);
             }
             at += f.len();
         }
         let crc = crc32(r.get(..RECORD_LEN - 4).unwrap_or(&[]));
         if let Some(dst) = r.get_mut(RECORD_LEN - 4..) {
-            dst.copy_from_slice(&crc.to_le_bytes());
+            chunkprov_protocol::copy_prefix(dst, &crc.to_le_bytes());
         }
         r
     }

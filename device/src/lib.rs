@@ -24,6 +24,7 @@
 pub use chunkprov_protocol as protocol;
 
 mod bitmap;
+pub mod client;
 mod diag;
 mod flash;
 pub mod journal;

@@ -61,13 +61,13 @@ impl TransferRecord {
         let mut at = 0;
         for p in parts {
             if let Some(dst) = r.get_mut(at..at + p.len()) {
-                dst.copy_from_slice(p);
+                chunkprov_protocol::copy_prefix(dst, p);
             }
             at += p.len();
         }
         let crc = crc32(r.get(..RECORD_LEN as usize - 4).unwrap_or(&[]));
         if let Some(dst) = r.get_mut(RECORD_LEN as usize - 4..) {
-            dst.copy_from_slice(&crc.to_le_bytes());
+            chunkprov_protocol::copy_prefix(dst, &crc.to_le_bytes());
         }
         r
     }
@@ -115,7 +115,7 @@ impl Header {
         g: &Geometry,
         count: u16,
     ) -> Result<(), F::Error> {
-        let len = header_len(count, g.write_size()).div_ceil(g.erase_size()) * g.erase_size();
+        let len = g.round_up(header_len(count, g.write_size()));
         flash.erase(self.offset, self.offset + len)
     }
 

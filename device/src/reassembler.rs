@@ -23,9 +23,9 @@ use chunkprov_protocol::bundle::{self, Layout, LocateError, Span};
 use chunkprov_protocol::chunking::Plan;
 use chunkprov_protocol::crc::Crc32;
 use chunkprov_protocol::frame::{FrameDecoder, Step};
+use chunkprov_protocol::sha256::Sha256;
 use chunkprov_protocol::{Nonce, RejectCode, SHA256_LEN};
 use embedded_storage::nor_flash::NorFlash;
-use sha2::{Digest, Sha256};
 
 /// The verdict on one frame, from [`Reassembler::end`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,7 @@ pub struct Reassembler {
     bitmap: Bitmap,
     decoder: FrameDecoder,
     status: Status,
+    header_seen: bool,
     rejected: Option<RejectCode>,
     index: u16,
     unit_len: u8,
@@ -213,6 +214,7 @@ impl Reassembler {
             bitmap: Bitmap::new(),
             decoder: FrameDecoder::new(),
             status: Status::Idle,
+            header_seen: false,
             rejected: None,
             index: 0,
             unit_len: 0,
@@ -284,7 +286,10 @@ impl Reassembler {
     ) -> Result<(), Error<F::Error>> {
         match self.status {
             Status::Rejected | Status::FlashFailed => return Ok(()),
-            Status::Idle => self.status = Status::Header,
+            Status::Idle => {
+                self.status = Status::Header;
+                self.header_seen = false;
+            }
             _ => {}
         }
         let mut input = bytes;
@@ -339,6 +344,13 @@ impl Reassembler {
         }
         let index = self.index;
         if status == Status::Duplicate {
+            // A bundle whose last read-back failed on a flash error is checked again.
+            let unverified = self.transfer.is_some_and(|t| t.held == t.count) && !self.verified;
+            if unverified {
+                let layout = self.verify(flash)?;
+                self.verified = true;
+                return Ok(Outcome::Complete(layout));
+            }
             return Ok(Outcome::Duplicate { index });
         }
         if !crc_ok {
@@ -367,6 +379,9 @@ impl Reassembler {
                 self.verified = true;
                 Ok(Outcome::Complete(layout))
             }
+            // A read error proves nothing about the bundle: keep it, and check it again when a
+            // frame of it is delivered again (or after a reboot, by `resume`).
+            Err(Error::Flash(e)) => Err(Error::Flash(e)),
             Err(e) => {
                 // Start over: the next frame of this transfer erases the slot again.
                 self.transfer = None;
@@ -374,6 +389,25 @@ impl Reassembler {
                 Err(e)
             }
         }
+    }
+
+    /// The index in the header of the current (or, after [`end`](Self::end), the last) frame
+    /// message, if its header was read.
+    pub fn last_index(&self) -> Option<u16> {
+        self.header_seen.then_some(self.index)
+    }
+
+    /// Abandons the current frame message: the rest of its bytes are ignored and
+    /// [`end`](Self::end) reports [`Error::Aborted`]. For callers that lost some of its bytes.
+    pub fn abort(&mut self) {
+        self.status = Status::FlashFailed;
+    }
+
+    /// Ends the current frame message without a verdict (the frame is not held), for callers
+    /// that cannot reach flash to finish it.
+    pub fn abandon(&mut self) {
+        self.status = Status::Idle;
+        self.decoder = FrameDecoder::new();
     }
 
     /// Where each credential lies, once the bundle is complete and verified.
@@ -397,6 +431,8 @@ impl Reassembler {
         payload_len: u32,
     ) -> Result<(), Error<F::Error>> {
         let h = *self.decoder.header();
+        self.index = h.index;
+        self.header_seen = true;
         if h.nonce != self.nonce {
             return Err(Error::Rejected(RejectCode::ForeignNonce));
         }
@@ -438,8 +474,7 @@ impl Reassembler {
                         .erase(flash, &self.geometry, h.count)
                         .map_err(Error::Flash)?;
                 }
-                let pages =
-                    h.bundle_len.div_ceil(self.geometry.erase_size()) * self.geometry.erase_size();
+                let pages = self.geometry.round_up(h.bundle_len);
                 flash
                     .erase(self.slot.offset, self.slot.offset + pages)
                     .map_err(Error::Flash)?;
@@ -486,9 +521,9 @@ impl Reassembler {
         if self.unit_len > 0 {
             let have = usize::from(self.unit_len);
             let take = (ws - have).min(bytes.len());
-            let (now, rest) = bytes.split_at(take);
+            let (now, rest) = bytes.split_at_checked(take).unwrap_or((bytes, &[]));
             if let Some(dst) = self.unit.get_mut(have..have + take) {
-                dst.copy_from_slice(now);
+                chunkprov_protocol::copy_prefix(dst, now);
             }
             self.unit_len += take as u8;
             bytes = rest;
@@ -500,13 +535,16 @@ impl Reassembler {
             self.unit_len = 0;
         }
         // Whole units straight from the input, in runs.
-        let whole = bytes.len() - bytes.len() % ws;
-        let (aligned, tail) = bytes.split_at(whole);
-        for run in aligned.chunks(RUN - RUN % ws) {
+        // `ws` is a power of two (checked by `Geometry`): masks instead of division.
+        let mask = ws.wrapping_sub(1);
+        let (aligned, tail) = bytes
+            .split_at_checked(bytes.len() & !mask)
+            .unwrap_or((&[], bytes));
+        for run in aligned.chunks((RUN & !mask).max(1)) {
             self.program(flash, run)?;
         }
         if let Some(dst) = self.unit.get_mut(..tail.len()) {
-            dst.copy_from_slice(tail);
+            chunkprov_protocol::copy_prefix(dst, tail);
         }
         self.unit_len = tail.len() as u8;
         Ok(())
@@ -534,7 +572,7 @@ impl Reassembler {
                 let ws = self.geometry.write_size() as usize;
                 let mut offset = at;
                 let mut result = Ok(());
-                for unit in run.chunks(ws) {
+                for unit in run.chunks(ws.max(1)) {
                     result = program(flash, offset, unit);
                     if result.is_err() {
                         break;
@@ -610,7 +648,7 @@ impl Reassembler {
             hasher.update(&*chunk);
             at += n;
         }
-        if hasher.finalize().as_slice() != t.sha256 {
+        if hasher.finalize() != t.sha256 {
             diag!("bundle digest mismatch");
             return Err(Error::Rejected(RejectCode::DigestMismatch));
         }

@@ -48,12 +48,12 @@ impl Regions {
     /// page per slot.
     pub fn new(geometry: &Geometry, partition: Partition) -> Result<Self, GeometryError> {
         let page = geometry.erase_size();
-        if partition.offset % page != 0 || partition.size % page != 0 {
+        if !geometry.page_aligned(partition.offset) || !geometry.page_aligned(partition.size) {
             return Err(GeometryError::Slot);
         }
-        let pages = partition.size / page;
-        let header_pages = header_len(MAX_FRAMES, geometry.write_size()).div_ceil(page);
-        let per_slot = pages.saturating_sub(2) / 2;
+        let pages = geometry.pages(partition.size);
+        let header_pages = geometry.pages(header_len(MAX_FRAMES, geometry.write_size()));
+        let per_slot = pages.saturating_sub(2) >> 1;
         if per_slot <= header_pages {
             return Err(GeometryError::Slot);
         }

@@ -51,7 +51,6 @@ pub unsafe extern "C" fn chunkprov_sha256(
     len: usize,
     out: *mut u8,
 ) -> chunkprov_status {
-    use sha2::{Digest, Sha256};
     if out.is_null() || (data.is_null() && len > 0) {
         return chunkprov_status::NullArgument;
     }
@@ -64,7 +63,7 @@ pub unsafe extern "C" fn chunkprov_sha256(
         // SAFETY: non-null, readable for `len` bytes per the contract.
         unsafe { core::slice::from_raw_parts(data, len) }
     };
-    let digest = Sha256::digest(bytes);
+    let digest = chunkprov_device::protocol::sha256::sha256(bytes);
     // SAFETY: `out` is writable for 32 bytes per the contract.
     unsafe { core::ptr::copy_nonoverlapping(digest.as_ptr(), out, 32) };
     chunkprov_status::Ok

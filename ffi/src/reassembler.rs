@@ -198,19 +198,44 @@ pub unsafe extern "C" fn chunkprov_reassembler_feed(
     // SAFETY: per the contract.
     let inner = tri!(unsafe { state(r) });
     // SAFETY: per the contract.
-    let (mut flash, _) = tri!(unsafe { CFlash::new(platform) });
+    let mut flash = match unsafe { CFlash::new(platform) } {
+        Ok((flash, _)) => flash,
+        Err(status) => {
+            // These bytes are lost to the frame: abandon it rather than read on as if they
+            // had been taken.
+            inner.abort();
+            return status;
+        }
+    };
     if len == 0 {
         return chunkprov_status::Ok;
     }
-    if data.is_null() {
-        return chunkprov_status::NullArgument;
-    }
-    if len > isize::MAX as usize {
-        return chunkprov_status::InvalidArgument;
+    if data.is_null() || len > isize::MAX as usize {
+        inner.abort();
+        return if data.is_null() {
+            chunkprov_status::NullArgument
+        } else {
+            chunkprov_status::InvalidArgument
+        };
     }
     // SAFETY: non-null, readable for `len` bytes per the contract, len ≤ isize::MAX.
     let bytes = unsafe { core::slice::from_raw_parts(data, len) };
-    match inner.feed(&mut flash, bytes) {
+    let before = inner.transfer_id();
+    let result = inner.feed(&mut flash, bytes);
+    if inner.transfer_id() != before {
+        if let Some(id) = inner.transfer_id() {
+            log(
+                flash.platform,
+                chunkprov_log_level::Info,
+                format_args!(
+                    "transfer {id} started: {} frames, {} bytes",
+                    inner.count(),
+                    inner.bundle_len()
+                ),
+            );
+        }
+    }
+    match result {
         Ok(()) => chunkprov_status::Ok,
         Err(e) => status_of(flash.platform, e),
     }
@@ -233,15 +258,22 @@ pub unsafe extern "C" fn chunkprov_reassembler_end(
     // SAFETY: per the contract.
     let inner = tri!(unsafe { state(r) });
     // SAFETY: per the contract.
-    let (mut flash, _) = tri!(unsafe { CFlash::new(platform) });
-    let (status, i) = match inner.end(&mut flash) {
+    let mut flash = match unsafe { CFlash::new(platform) } {
+        Ok((flash, _)) => flash,
+        Err(status) => {
+            // The message is over whether or not flash can be reached: end it, unheld.
+            inner.abandon();
+            return status;
+        }
+    };
+    let status = match inner.end(&mut flash) {
         Ok(Outcome::Accepted { index }) => {
             log(
                 flash.platform,
                 chunkprov_log_level::Debug,
                 format_args!("frame {index} held ({}/{})", inner.held(), inner.count()),
             );
-            (chunkprov_status::Ok, Some(index))
+            chunkprov_status::Ok
         }
         Ok(Outcome::Duplicate { index }) => {
             log(
@@ -249,7 +281,7 @@ pub unsafe extern "C" fn chunkprov_reassembler_end(
                 chunkprov_log_level::Debug,
                 format_args!("frame {index} already held"),
             );
-            (chunkprov_status::Duplicate, Some(index))
+            chunkprov_status::Duplicate
         }
         Ok(Outcome::Complete(layout)) => {
             log(
@@ -261,12 +293,12 @@ pub unsafe extern "C" fn chunkprov_reassembler_end(
                     layout.certificate.len
                 ),
             );
-            (chunkprov_status::Complete, None)
+            chunkprov_status::Complete
         }
-        Err(e) => (status_of(flash.platform, e), None),
+        Err(e) => status_of(flash.platform, e),
     };
     if !index.is_null() {
-        if let Some(i) = i {
+        if let Some(i) = inner.last_index() {
             // SAFETY: non-null and writable per the contract.
             unsafe { index.write(i) };
         }
@@ -336,7 +368,8 @@ pub unsafe extern "C" fn chunkprov_reassembler_missing(
 }
 
 /// Fills `out` with where each credential of the verified bundle lies in flash (offsets from
-/// the start of the platform's flash area). Reads only item headers from flash.
+/// the start of the platform's flash area). Reads only item headers and the last byte of each
+/// PEM from flash.
 ///
 /// Returns CHUNKPROV_STATUS_OK, CHUNKPROV_STATUS_NOT_COMPLETE before the bundle is complete and
 /// verified, or CHUNKPROV_STATUS_FLASH_ERROR.
