@@ -213,10 +213,12 @@ impl Client {
         } else {
             false
         };
+        let mut rolled_back = false;
         if in_progress && store.count_boot(flash)? > cfg.max_boots {
             diag!("boot limit reached: starting over");
             if store.state().pending.is_some() {
                 store.rollback(flash)?;
+                rolled_back = true;
             }
             rx = None;
         }
@@ -237,7 +239,11 @@ impl Client {
             wait: cfg.timeout_ms,
             small: [0; SMALL],
         };
-        c.phase = c.entry_phase();
+        c.phase = if rolled_back {
+            Phase::Start
+        } else {
+            c.entry_phase()
+        };
         Ok(c)
     }
 
@@ -534,8 +540,9 @@ impl Client {
         })
     }
 
-    /// The next thing to do. Payloads and topics are written into `out` (a request with a CSR
-    /// needs room for it: the CSR's length plus about 200 bytes). `random` fills a new nonce.
+    /// The next thing to do. Topics and payloads are written into `out`: the topic, a NUL, then
+    /// the payload (a request with a CSR needs the CSR's length plus about 300 bytes; if `out` is
+    /// too small the client gives up with [`Reason::Config`]). `random` fills a new nonce.
     pub fn poll<'b, F: NorFlash>(
         &mut self,
         flash: &mut F,
@@ -754,7 +761,16 @@ impl Client {
                 return Ok(Action::GiveUp(Reason::Config));
             }
         };
-        let (topic_bytes, rest) = out.split_at_mut(topic_len);
+        // The topic is followed by a NUL (for C callers), then the payload.
+        let Some((topic_bytes, rest)) = out.split_at_mut_checked(topic_len) else {
+            self.give_up(Reason::Config);
+            return Ok(Action::GiveUp(Reason::Config));
+        };
+        let Some((nul, rest)) = rest.split_first_mut() else {
+            self.give_up(Reason::Config);
+            return Ok(Action::GiveUp(Reason::Config));
+        };
+        *nul = 0;
         let topic = core::str::from_utf8(topic_bytes).unwrap_or("");
         let encoded = match emit {
             Emit::Subscribe(_) => return Ok(Action::Subscribe(topic)),
