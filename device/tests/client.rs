@@ -12,7 +12,7 @@ use chunkprov_device::protocol::pull::Pull;
 use chunkprov_device::protocol::reject::Rejection;
 use chunkprov_device::protocol::request::Request;
 use chunkprov_device::protocol::topic::{self, Kind};
-use chunkprov_device::protocol::{frame, Nonce, RejectCode};
+use chunkprov_device::protocol::{Nonce, RejectCode};
 use chunkprov_device::store::{Partition, Store};
 use chunkprov_device::Geometry;
 use sha2::{Digest, Sha256};
