@@ -17,6 +17,21 @@
 #include <stdbool.h>
 
 /**
+ * Bytes of storage a chunkprov_client needs; the same on every supported target.
+ */
+#define CHUNKPROV_CLIENT_SIZE 528
+
+/**
+ * Alignment a chunkprov_client needs.
+ */
+#define CHUNKPROV_CLIENT_ALIGN 8
+
+/**
+ * CHUNKPROV_CLIENT_SIZE in 64-bit words.
+ */
+#define CHUNKPROV_CLIENT_WORDS 66
+
+/**
  * Bytes of storage a chunkprov_reassembler needs; the same on every supported target.
  */
 #define CHUNKPROV_REASSEMBLER_SIZE 264
@@ -161,17 +176,78 @@ typedef enum chunkprov_log_level {
 } chunkprov_log_level;
 
 /**
- * Storage for one reassembler. Allocate it anywhere (static, stack, inside your own struct),
- * initialise it with chunkprov_reassembler_init(), and touch it only through chunkprov
- * functions. It holds no pointers, so it may be copied while no call is running, and a
- * zero-filled one is "not initialised".
+ * What chunkprov_client_poll() asks the firmware to do.
  */
-typedef struct chunkprov_reassembler {
+typedef enum chunkprov_action_kind {
+  /**
+   * Connect (clean session) with the identity in `claim`/`credentials`, then call
+   * chunkprov_client_connected() or chunkprov_client_disconnected().
+   */
+  CHUNKPROV_ACTION_KIND_CONNECT = 1,
+  /**
+   * The pending credentials failed to confirm and were rolled back: connect with the
+   * previous identity (`claim`/`credentials`), as for CONNECT. Provisioning starts again.
+   */
+  CHUNKPROV_ACTION_KIND_ROLLED_BACK = 2,
+  /**
+   * Subscribe (QoS 1) to `topic`, then call chunkprov_client_subscribed().
+   */
+  CHUNKPROV_ACTION_KIND_SUBSCRIBE = 3,
+  /**
+   * Publish (QoS 1) `payload` on `topic`.
+   */
+  CHUNKPROV_ACTION_KIND_PUBLISH = 4,
+  /**
+   * Wait for a message, or until `wait_ticks` pass (report them with chunkprov_client_tick()).
+   */
+  CHUNKPROV_ACTION_KIND_WAIT = 5,
+  /**
+   * Provisioned: `credentials` are confirmed. Keep using them.
+   */
+  CHUNKPROV_ACTION_KIND_DONE = 6,
+  /**
+   * Provisioning failed for good: see `give_up` (and `reject_code`).
+   */
+  CHUNKPROV_ACTION_KIND_GIVE_UP = 7,
+} chunkprov_action_kind;
+
+/**
+ * Why the client gave up.
+ */
+typedef enum chunkprov_give_up {
+  /**
+   * Not given up.
+   */
+  CHUNKPROV_GIVE_UP_NONE = 0,
+  /**
+   * The cloud rejected the request for good; `reject_code` says why (protocol codes 1–63).
+   */
+  CHUNKPROV_GIVE_UP_REJECTED = 1,
+  /**
+   * `max_provisions` requests did not lead to confirmed credentials.
+   */
+  CHUNKPROV_GIVE_UP_REPROVISION_LIMIT = 2,
+  /**
+   * The configuration cannot work (window, topic length, buffer too small for the request).
+   */
+  CHUNKPROV_GIVE_UP_CONFIG = 3,
+  /**
+   * Flash failed.
+   */
+  CHUNKPROV_GIVE_UP_FLASH = 4,
+} chunkprov_give_up;
+
+/**
+ * Storage for the provisioning client (its reassembler and store included). Allocate it
+ * anywhere, start it with chunkprov_client_start(), touch it only through chunkprov functions.
+ * It holds no pointers.
+ */
+typedef struct chunkprov_client {
   /**
    * Not for use: the state's bytes.
    */
-  uint64_t _opaque[CHUNKPROV_REASSEMBLER_WORDS];
-} chunkprov_reassembler;
+  uint64_t _opaque[CHUNKPROV_CLIENT_WORDS];
+} chunkprov_client;
 
 /**
  * Flash geometry reported by the platform's `geometry` callback.
@@ -223,7 +299,81 @@ typedef struct chunkprov_platform {
    * Receive one NUL-terminated diagnostic line (valid only during the call). May be NULL.
    */
   void (*log)(void *ctx, enum chunkprov_log_level level, const char *message);
+  /**
+   * Fill `len` bytes at `buf` with random bytes (a request's nonce). Required by the client
+   * (chunkprov_client_*); may be NULL for the reassembler alone. On nRF91: the modem's or
+   * CryptoCell's TRNG, e.g. `sys_csrand_get()` on Zephyr.
+   */
+  void (*random)(void *ctx, uint8_t *buf, uint32_t len);
 } chunkprov_platform;
+
+/**
+ * What the client needs to know. The firmware keeps it for as long as the client runs and
+ * passes it to every call; the strings are not copied.
+ */
+typedef struct chunkprov_client_config {
+  /**
+   * Topic prefix, e.g. "chunkprov". NUL-terminated.
+   */
+  const char *prefix;
+  /**
+   * The claim client id, `<claimPrefix><serial>`. NUL-terminated.
+   */
+  const char *client_id;
+  /**
+   * The serial number. NUL-terminated.
+   */
+  const char *serial;
+  /**
+   * The CSR (PEM, or DER in base64/base64url as the nRF91's `AT%KEYGEN` gives it),
+   * NUL-terminated; NULL asks for key mode.
+   */
+  const char *csr;
+  /**
+   * The largest MQTT PUBLISH packet the device can receive (fixed header + topic + packet
+   * id + payload), at least 256.
+   */
+  uint32_t packet_limit;
+  /**
+   * Frames in flight, 1 to 16.
+   */
+  uint16_t window;
+  /**
+   * Pulls without progress before starting over with a new request.
+   */
+  uint8_t max_retries;
+  /**
+   * Requests (provisioning attempts) before giving up.
+   */
+  uint16_t max_provisions;
+  /**
+   * Failed confirmation attempts before rolling back to the previous credentials.
+   */
+  uint16_t max_confirm_attempts;
+  /**
+   * Reboots during provisioning or confirmation before starting over (or rolling back).
+   */
+  uint16_t max_boots;
+  /**
+   * How long to wait for frames or an answer before asking again, in the firmware's ticks
+   * (e.g. milliseconds).
+   */
+  uint32_t timeout_ticks;
+  /**
+   * The longest wait between retries, in ticks.
+   */
+  uint32_t backoff_max_ticks;
+  /**
+   * Offset of the flash partition the client owns (journal and slots A/B), whole erase
+   * units.
+   */
+  uint32_t partition_offset;
+  /**
+   * Size of that partition: 2 journal pages plus two slots, each with header pages for the
+   * frame markers and enough data pages for the bundle.
+   */
+  uint32_t partition_size;
+} chunkprov_client_config;
 
 /**
  * Where one item of the bundle lies in flash.
@@ -266,6 +416,71 @@ typedef struct chunkprov_credentials {
   struct chunkprov_span server_ca;
 } chunkprov_credentials;
 
+/**
+ * One action. Pointers point into the buffer given to chunkprov_client_poll() and are valid
+ * until the next call that takes that buffer.
+ */
+typedef struct chunkprov_action {
+  /**
+   * What to do.
+   */
+  enum chunkprov_action_kind kind;
+  /**
+   * SUBSCRIBE, PUBLISH: the topic, NUL-terminated.
+   */
+  const char *topic;
+  /**
+   * Length of `topic` without its NUL.
+   */
+  uintptr_t topic_len;
+  /**
+   * PUBLISH: the payload.
+   */
+  const uint8_t *payload;
+  /**
+   * Length of `payload`.
+   */
+  uintptr_t payload_len;
+  /**
+   * WAIT: ticks to wait at most.
+   */
+  uint32_t wait_ticks;
+  /**
+   * CONNECT, ROLLED_BACK: true to use the claim certificate and the claim client id;
+   * false to use `credentials` (client id: the thing name).
+   */
+  bool claim;
+  /**
+   * CONNECT, ROLLED_BACK (when not `claim`), DONE: the slot (0 = A, 1 = B) …
+   */
+  uint8_t slot;
+  /**
+   * … and where its credentials lie in flash.
+   */
+  struct chunkprov_credentials credentials;
+  /**
+   * GIVE_UP: why.
+   */
+  enum chunkprov_give_up give_up;
+  /**
+   * GIVE_UP with CHUNKPROV_GIVE_UP_REJECTED: the cloud's rejection code.
+   */
+  uint16_t reject_code;
+} chunkprov_action;
+
+/**
+ * Storage for one reassembler. Allocate it anywhere (static, stack, inside your own struct),
+ * initialise it with chunkprov_reassembler_init(), and touch it only through chunkprov
+ * functions. It holds no pointers, so it may be copied while no call is running, and a
+ * zero-filled one is "not initialised".
+ */
+typedef struct chunkprov_reassembler {
+  /**
+   * Not for use: the state's bytes.
+   */
+  uint64_t _opaque[CHUNKPROV_REASSEMBLER_WORDS];
+} chunkprov_reassembler;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -282,6 +497,113 @@ extern "C" {
  * `data` readable for `len` bytes; `out` writable for 32 bytes.
  */
 enum chunkprov_status chunkprov_sha256(const uint8_t *data, uintptr_t len, uint8_t *out);
+
+/**
+ * Starts the client from what the partition holds: confirmed credentials (the first poll
+ * says DONE), a bundle pending confirmation (it reconnects with it), a transfer to resume (it
+ * asks only for the frames it lacks), or nothing (it requests one). Call it once per boot.
+ *
+ * Returns CHUNKPROV_STATUS_OK, CHUNKPROV_STATUS_NULL_ARGUMENT, CHUNKPROV_STATUS_INVALID_ARGUMENT
+ * (config strings not UTF-8, partition misaligned or too small) or CHUNKPROV_STATUS_FLASH_ERROR.
+ *
+ * # Safety
+ * `c` writable storage for a `chunkprov_client`; `platform` and `cfg` valid (NULL is checked).
+ */
+enum chunkprov_status chunkprov_client_start(struct chunkprov_client *c,
+                                             const struct chunkprov_platform *platform,
+                                             const struct chunkprov_client_config *cfg);
+
+/**
+ * Asks what to do next and fills `out`. Topics and payloads are written into `buf` (`buf_len`
+ * bytes): 512 bytes are plenty without a CSR; with one, its length plus 300.
+ *
+ * # Safety
+ * `c` started; `platform`, `cfg` valid; `buf` writable for `buf_len` bytes; `out` writable.
+ */
+enum chunkprov_status chunkprov_client_poll(struct chunkprov_client *c,
+                                            const struct chunkprov_platform *platform,
+                                            const struct chunkprov_client_config *cfg,
+                                            uint8_t *buf,
+                                            uintptr_t buf_len,
+                                            struct chunkprov_action *out);
+
+/**
+ * The connection asked for by CONNECT or ROLLED_BACK is up (CONNACK accepted).
+ *
+ * # Safety
+ * `c` started.
+ */
+enum chunkprov_status chunkprov_client_connected(struct chunkprov_client *c);
+
+/**
+ * The connection was refused or lost. With new credentials this counts as a failed
+ * confirmation attempt (written to flash).
+ *
+ * # Safety
+ * `c` started; `platform`, `cfg` valid.
+ */
+enum chunkprov_status chunkprov_client_disconnected(struct chunkprov_client *c,
+                                                    const struct chunkprov_platform *platform,
+                                                    const struct chunkprov_client_config *cfg);
+
+/**
+ * The subscription asked for by SUBSCRIBE was acknowledged (SUBACK).
+ *
+ * # Safety
+ * `c` started.
+ */
+enum chunkprov_status chunkprov_client_subscribed(struct chunkprov_client *c);
+
+/**
+ * `ticks` of the firmware's monotonic clock passed.
+ *
+ * # Safety
+ * `c` started.
+ */
+enum chunkprov_status chunkprov_client_tick(struct chunkprov_client *c, uint32_t ticks);
+
+/**
+ * A PUBLISH arrived on `topic` (`topic_len` bytes, no NUL needed); its payload follows through
+ * chunkprov_client_message_data() in pieces of any size, then chunkprov_client_message_end().
+ *
+ * # Safety
+ * `c` started; `cfg` valid; `topic` readable for `topic_len` bytes.
+ */
+enum chunkprov_status chunkprov_client_message_begin(struct chunkprov_client *c,
+                                                     const struct chunkprov_client_config *cfg,
+                                                     const char *topic,
+                                                     uintptr_t topic_len);
+
+/**
+ * The next `len` bytes of the current message's payload. Frames stream to flash.
+ *
+ * # Safety
+ * `c` started; `platform` valid; `data` readable for `len` bytes (NULL if `len` is 0).
+ */
+enum chunkprov_status chunkprov_client_message_data(struct chunkprov_client *c,
+                                                    const struct chunkprov_platform *platform,
+                                                    const uint8_t *data,
+                                                    uintptr_t len);
+
+/**
+ * The current message ended. A frame that completes the bundle is verified and committed here.
+ *
+ * # Safety
+ * `c` started; `platform`, `cfg` valid.
+ */
+enum chunkprov_status chunkprov_client_message_end(struct chunkprov_client *c,
+                                                   const struct chunkprov_platform *platform,
+                                                   const struct chunkprov_client_config *cfg);
+
+/**
+ * Progress of the transfer in progress: frames held and frames in it (0/0 when none).
+ *
+ * # Safety
+ * `c` started; outputs NULL or writable.
+ */
+enum chunkprov_status chunkprov_client_progress(struct chunkprov_client *c,
+                                                uint16_t *held,
+                                                uint16_t *count);
 
 /**
  * Initialises `r` to receive the frames that answer the request with `nonce`

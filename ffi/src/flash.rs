@@ -46,6 +46,10 @@ pub struct chunkprov_platform {
     pub log: Option<
         unsafe extern "C" fn(ctx: *mut c_void, level: chunkprov_log_level, message: *const c_char),
     >,
+    /// Fill `len` bytes at `buf` with random bytes (a request's nonce). Required by the client
+    /// (chunkprov_client_*); may be NULL for the reassembler alone. On nRF91: the modem's or
+    /// CryptoCell's TRNG, e.g. `sys_csrand_get()` on Zephyr.
+    pub random: Option<unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, len: u32)>,
 }
 
 type ReadFn = unsafe extern "C" fn(*mut c_void, u32, *mut u8, u32) -> c_int;

@@ -17,11 +17,13 @@
     clippy::indexing_slicing
 )]
 
+mod client;
 mod flash;
 mod log;
 mod reassembler;
 mod status;
 
+pub use client::*;
 pub use flash::{chunkprov_geometry, chunkprov_platform};
 pub use log::chunkprov_log_level;
 pub use reassembler::*;
