@@ -106,6 +106,74 @@ pub fn decode_head(bytes: &[u8]) -> Option<(Head, usize)> {
     None
 }
 
+/// Reads whole data items from a buffer: the decoding the device needs for its small CBOR
+/// messages (rejections, confirmation answers), without a general decoder.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `bytes`.
+    pub const fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    /// The next head.
+    pub fn head(&mut self) -> Option<Head> {
+        let (head, n) = decode_head(self.bytes)?;
+        self.bytes = self.bytes.get(n..)?;
+        Some(head)
+    }
+
+    fn take(&mut self, len: u64) -> Option<&'a [u8]> {
+        let len = usize::try_from(len).ok()?;
+        let (now, rest) = self.bytes.split_at_checked(len)?;
+        self.bytes = rest;
+        Some(now)
+    }
+
+    /// An array head with exactly `len` items.
+    pub fn array(&mut self, len: u64) -> Option<()> {
+        (self.head()?
+            == Head {
+                major: MAJOR_ARRAY,
+                value: len,
+            })
+        .then_some(())
+    }
+
+    /// An unsigned integer.
+    pub fn uint(&mut self) -> Option<u64> {
+        let h = self.head()?;
+        (h.major == MAJOR_UINT).then_some(h.value)
+    }
+
+    /// A byte string, or `None` for `null`: `Some(None)`.
+    pub fn bytes_or_null(&mut self) -> Option<Option<&'a [u8]>> {
+        let h = self.head()?;
+        match h.major {
+            MAJOR_BYTES => self.take(h.value).map(Some),
+            MAJOR_SIMPLE if h.value == u64::from(NULL & 0x1F) => Some(None),
+            _ => None,
+        }
+    }
+
+    /// A text string.
+    pub fn text(&mut self) -> Option<&'a str> {
+        let h = self.head()?;
+        if h.major != MAJOR_TEXT {
+            return None;
+        }
+        core::str::from_utf8(self.take(h.value)?).ok()
+    }
+
+    /// Whether every byte was read.
+    pub fn is_done(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
 /// Writes the shortest head for `major` and `value` into `out`; returns its length, or `None`
 /// if `out` is too short.
 pub fn encode_head(major: u8, value: u64, out: &mut [u8]) -> Option<usize> {

@@ -8,6 +8,8 @@
 //! `ConfirmAccepted`: CBOR array of two items, the transfer id (unsigned) and the certificate id
 //! (text string).
 
+use crate::cbor::Reader;
+use crate::json::Object;
 use crate::MAX_CERTIFICATE_ID_LEN;
 use minicbor::encode::write::Cursor;
 use serde::{Deserialize, Serialize};
@@ -38,7 +40,12 @@ pub struct Invalid;
 impl<'a> Confirmation<'a> {
     /// Encodes as JSON into `out`; returns the length.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, Invalid> {
-        serde_json_core::to_slice(self, out).map_err(|_| Invalid)
+        let mut o = Object::new(out).map_err(|_| Invalid)?;
+        o.uint("TransferId", self.transfer_id)
+            .map_err(|_| Invalid)?;
+        o.string("CertificateId", self.certificate_id)
+            .map_err(|_| Invalid)?;
+        o.finish().map_err(|_| Invalid)
     }
 
     /// Decodes JSON.
@@ -67,13 +74,11 @@ impl<'a> ConfirmAccepted<'a> {
 
     /// Decodes CBOR.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, Invalid> {
-        let mut d = minicbor::Decoder::new(bytes);
-        if d.array().map_err(|_| Invalid)? != Some(2) {
-            return Err(Invalid);
-        }
-        let transfer_id = d.u32().map_err(|_| Invalid)?;
-        let certificate_id = d.str().map_err(|_| Invalid)?;
-        if d.position() != bytes.len() || certificate_id.len() > MAX_CERTIFICATE_ID_LEN {
+        let mut r = Reader::new(bytes);
+        r.array(2).ok_or(Invalid)?;
+        let transfer_id = u32::try_from(r.uint().ok_or(Invalid)?).map_err(|_| Invalid)?;
+        let certificate_id = r.text().ok_or(Invalid)?;
+        if !r.is_done() || certificate_id.len() > MAX_CERTIFICATE_ID_LEN {
             return Err(Invalid);
         }
         Ok(Self {
@@ -96,6 +101,7 @@ mod tests {
         let mut buf = [0u8; 128];
         let n = c.encode(&mut buf).unwrap();
         assert_eq!(&buf[..n], br#"{"TransferId":7,"CertificateId":"ab12"}"#);
+        assert_eq!(&buf[..n], serde_json::to_string(&c).unwrap().as_bytes());
         assert_eq!(Confirmation::decode(&buf[..n]), Ok(c));
         assert_eq!(
             Confirmation::decode(br#"{"TransferId":7,"CertificateId":"ab12","X":1}"#),

@@ -36,6 +36,7 @@ pub mod code;
 pub mod confirm;
 pub mod crc;
 pub mod frame;
+pub mod json;
 pub mod nonce;
 pub mod pull;
 pub mod reject;

@@ -9,6 +9,7 @@
 //! [`MAX_PULL_MISSING`], each `< count`). At least one of the two is present. The cloud
 //! republishes exactly those frames, cut as the first window was.
 
+use crate::json::Object;
 use crate::request::{de_error, JsonError};
 use crate::{Nonce, MAX_PULL_MISSING};
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,19 @@ pub struct Pull {
 impl Pull {
     /// Encodes as JSON into `out`; returns the length.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, JsonError> {
-        serde_json_core::to_slice(self, out).map_err(|_| JsonError::BufferTooSmall)
+        let full = |_| JsonError::BufferTooSmall;
+        let mut o = Object::new(out).map_err(full)?;
+        let nonce = self.nonce.to_hex();
+        o.string("Nonce", core::str::from_utf8(&nonce).unwrap_or(""))
+            .map_err(full)?;
+        o.uint("TransferId", self.transfer_id).map_err(full)?;
+        if let Some(n) = self.next {
+            o.uint("Next", u32::from(n)).map_err(full)?;
+        }
+        if !self.missing.is_empty() {
+            o.uints("Missing", &self.missing).map_err(full)?;
+        }
+        o.finish().map_err(full)
     }
 
     /// Decodes JSON. A pull that asks for nothing is malformed.
@@ -78,6 +91,7 @@ mod tests {
             br#"{"Nonce":"8f1c2a9b00d4e7a1","TransferId":3054,"Next":8,"Missing":[2,5]}"#
         );
         assert_eq!(Pull::decode(&buf[..n]), Ok(p.clone()));
+        assert_eq!(&buf[..n], serde_json::to_string(&p).unwrap().as_bytes());
         assert!(p.within(9));
         assert!(!p.within(8));
         let only_next = br#"{"Nonce":"8f1c2a9b00d4e7a1","TransferId":1,"Next":0}"#;

@@ -5,7 +5,8 @@
 //! when the request could not be read far enough to find one; the code ([`RejectCode`], unsigned);
 //! a short English message (text string, at most [`MAX_REJECT_MESSAGE_LEN`] bytes).
 
-use crate::{Nonce, RejectCode, MAX_REJECT_MESSAGE_LEN, NONCE_LEN};
+use crate::cbor::Reader;
+use crate::{Nonce, RejectCode, MAX_REJECT_MESSAGE_LEN};
 use minicbor::encode::write::Cursor;
 
 /// A decoded or to-be-encoded rejection. `code` is kept as a number so codes from newer
@@ -56,24 +57,15 @@ impl<'a> Rejection<'a> {
 
     /// Decodes a whole rejection message.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, Invalid> {
-        let mut d = minicbor::Decoder::new(bytes);
-        if d.array().map_err(|_| Invalid)? != Some(3) {
-            return Err(Invalid);
-        }
-        let nonce = if d.datatype().map_err(|_| Invalid)? == minicbor::data::Type::Null {
-            d.null().map_err(|_| Invalid)?;
-            None
-        } else {
-            let raw: [u8; NONCE_LEN] = d
-                .bytes()
-                .map_err(|_| Invalid)?
-                .try_into()
-                .map_err(|_| Invalid)?;
-            Some(Nonce(raw))
+        let mut r = Reader::new(bytes);
+        r.array(3).ok_or(Invalid)?;
+        let nonce = match r.bytes_or_null().ok_or(Invalid)? {
+            Some(raw) => Some(Nonce(raw.try_into().map_err(|_| Invalid)?)),
+            None => None,
         };
-        let code = d.u16().map_err(|_| Invalid)?;
-        let message = d.str().map_err(|_| Invalid)?;
-        if d.position() != bytes.len() || message.len() > MAX_REJECT_MESSAGE_LEN {
+        let code = u16::try_from(r.uint().ok_or(Invalid)?).map_err(|_| Invalid)?;
+        let message = r.text().ok_or(Invalid)?;
+        if !r.is_done() || message.len() > MAX_REJECT_MESSAGE_LEN {
             return Err(Invalid);
         }
         Ok(Self {

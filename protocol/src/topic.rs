@@ -57,17 +57,27 @@ pub enum TopicError {
 
 /// Checks AWS IoT's topic limits and that there are no empty levels or wildcards.
 pub fn check(topic: &str) -> Result<(), TopicError> {
-    if topic.len() > MAX_TOPIC_LEN
-        || topic.bytes().filter(|&b| b == b'/').count() > MAX_TOPIC_SLASHES
-    {
+    let bytes = topic.as_bytes();
+    if bytes.len() > MAX_TOPIC_LEN {
         return Err(TopicError::TooLong);
     }
-    if topic.is_empty()
-        || topic
-            .split('/')
-            .any(|l| l.is_empty() || l.contains(['+', '#', '\0']))
-    {
+    let (mut slashes, mut level) = (0usize, 0usize);
+    for &b in bytes {
+        match b {
+            b'/' if level == 0 => return Err(TopicError::Invalid),
+            b'/' => {
+                slashes += 1;
+                level = 0;
+            }
+            b'+' | b'#' | 0 => return Err(TopicError::Invalid),
+            _ => level += 1,
+        }
+    }
+    if level == 0 {
         return Err(TopicError::Invalid);
+    }
+    if slashes > MAX_TOPIC_SLASHES {
+        return Err(TopicError::TooLong);
     }
     Ok(())
 }
@@ -97,7 +107,9 @@ pub fn build<'b>(
 /// Splits a topic under `prefix` into its id and kind.
 pub fn parse<'t>(prefix: &str, topic: &'t str) -> Option<(&'t str, Kind)> {
     let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
-    let (id, suffix) = rest.split_once('/')?;
+    let slash = rest.bytes().position(|b| b == b'/')?;
+    let id = rest.get(..slash)?;
+    let suffix = rest.get(slash + 1..)?;
     let kind = Kind::ALL.into_iter().find(|k| k.suffix() == suffix)?;
     (!id.is_empty()).then_some((id, kind))
 }
