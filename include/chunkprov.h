@@ -143,8 +143,9 @@ typedef enum chunkprov_status {
    */
   CHUNKPROV_STATUS_FLASH_ERROR = 131,
   /**
-   * chunkprov_reassembler_end(): the frame was abandoned after a flash error reported by
-   * chunkprov_reassembler_feed().
+   * chunkprov_reassembler_end(): the frame was abandoned after chunkprov_reassembler_feed()
+   * reported that it could not take some of its bytes (a flash or platform error, or NULL
+   * data).
    */
   CHUNKPROV_STATUS_ABORTED = 132,
   /**
@@ -162,15 +163,15 @@ typedef enum chunkprov_log_level {
    */
   CHUNKPROV_LOG_LEVEL_ERROR = 1,
   /**
-   * A frame was rejected.
+   * A frame was rejected; credentials were rolled back.
    */
   CHUNKPROV_LOG_LEVEL_WARN = 2,
   /**
-   * Milestones: a transfer started, the bundle is complete.
+   * Milestones: a transfer started, the bundle is complete, connections.
    */
   CHUNKPROV_LOG_LEVEL_INFO = 3,
   /**
-   * Every frame.
+   * Every frame and message.
    */
   CHUNKPROV_LOG_LEVEL_DEBUG = 4,
 } chunkprov_log_level;
@@ -631,7 +632,8 @@ enum chunkprov_status chunkprov_reassembler_init(struct chunkprov_reassembler *r
  * arrive.
  *
  * Returns CHUNKPROV_STATUS_OK, or early notice that the frame is abandoned: a rejection
- * (64–127) or CHUNKPROV_STATUS_FLASH_ERROR. Keep feeding (or stop) and call
+ * (64–127), CHUNKPROV_STATUS_FLASH_ERROR, CHUNKPROV_STATUS_NULL_ARGUMENT (`data` NULL with
+ * `len` > 0) or CHUNKPROV_STATUS_INVALID_ARGUMENT. Keep feeding (or stop) and call
  * chunkprov_reassembler_end() at the end of the message either way; it gives the verdict.
  *
  * # Safety
@@ -646,7 +648,8 @@ enum chunkprov_status chunkprov_reassembler_feed(struct chunkprov_reassembler *r
 /**
  * Ends the current frame message and gives the verdict on its frame:
  * CHUNKPROV_STATUS_OK (now held), CHUNKPROV_STATUS_DUPLICATE (already held, ignored),
- * CHUNKPROV_STATUS_COMPLETE (the bundle is complete and verified), a rejection (64–127),
+ * CHUNKPROV_STATUS_COMPLETE (the bundle is complete and verified; also for a frame delivered
+ * again after a read-back that failed on a flash error), a rejection (64–127),
  * CHUNKPROV_STATUS_FLASH_ERROR or CHUNKPROV_STATUS_ABORTED. If `index` is not NULL it receives
  * the frame's index whenever the header was read.
  *

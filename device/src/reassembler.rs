@@ -323,6 +323,10 @@ impl Reassembler {
     /// Ends the current frame message and gives the verdict on the frame.
     pub fn end<F: NorFlash>(&mut self, flash: &mut F) -> Result<Outcome, Error<F::Error>> {
         let status = core::mem::replace(&mut self.status, Status::Idle);
+        if status == Status::Idle {
+            // No byte of this message arrived: no header either.
+            self.header_seen = false;
+        }
         let finished = self.decoder.finish();
         let crc_ok = self.crc.value() == self.decoder.header().crc32;
         self.decoder = FrameDecoder::new();
@@ -347,9 +351,7 @@ impl Reassembler {
             // A bundle whose last read-back failed on a flash error is checked again.
             let unverified = self.transfer.is_some_and(|t| t.held == t.count) && !self.verified;
             if unverified {
-                let layout = self.verify(flash)?;
-                self.verified = true;
-                return Ok(Outcome::Complete(layout));
+                return self.complete(flash);
             }
             return Ok(Outcome::Duplicate { index });
         }
@@ -374,13 +376,17 @@ impl Reassembler {
         if t.held < t.count {
             return Ok(Outcome::Accepted { index });
         }
+        self.complete(flash)
+    }
+
+    /// Every frame is held: read the bundle back and check it. A bundle that is wrong starts
+    /// the transfer over; a read error keeps it, to be checked again.
+    fn complete<F: NorFlash>(&mut self, flash: &mut F) -> Result<Outcome, Error<F::Error>> {
         match self.verify(flash) {
             Ok(layout) => {
                 self.verified = true;
                 Ok(Outcome::Complete(layout))
             }
-            // A read error proves nothing about the bundle: keep it, and check it again when a
-            // frame of it is delivered again (or after a reboot, by `resume`).
             Err(Error::Flash(e)) => Err(Error::Flash(e)),
             Err(e) => {
                 // Start over: the next frame of this transfer erases the slot again.
@@ -400,7 +406,15 @@ impl Reassembler {
     /// Abandons the current frame message: the rest of its bytes are ignored and
     /// [`end`](Self::end) reports [`Error::Aborted`]. For callers that lost some of its bytes.
     pub fn abort(&mut self) {
-        self.status = Status::FlashFailed;
+        match self.status {
+            // A verdict already given stands.
+            Status::Rejected => {}
+            Status::Idle => {
+                self.header_seen = false;
+                self.status = Status::FlashFailed;
+            }
+            _ => self.status = Status::FlashFailed,
+        }
     }
 
     /// Ends the current frame message without a verdict (the frame is not held), for callers

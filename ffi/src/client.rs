@@ -2,10 +2,11 @@
 //! `chunkprov_device::client`, with its store, in caller storage.
 
 use crate::flash::{chunkprov_platform, CFlash, Fault};
-use crate::log::{chunkprov_log_level, log};
+use crate::log::log;
 use crate::reassembler::{chunkprov_credentials, chunkprov_span};
 use crate::status::chunkprov_status;
 use chunkprov_device::client::{Action, Client, Config, Credentials, Identity, Reason};
+use chunkprov_device::journal::SlotId;
 use chunkprov_device::protocol::bundle::Span;
 use chunkprov_device::reassembler::Error;
 use chunkprov_device::store::{Partition, Store};
@@ -222,11 +223,7 @@ fn flash_status(platform: &chunkprov_platform, e: Error<Fault>) -> chunkprov_sta
     match e {
         Error::Flash(_) | Error::Aborted => chunkprov_status::FlashError,
         Error::Rejected(code) => {
-            log(
-                platform,
-                chunkprov_log_level::Error,
-                format_args!("store: {}", code.name()),
-            );
+            log!(platform, Error, "store: ", code.name());
             chunkprov_status::InvalidArgument
         }
     }
@@ -239,6 +236,23 @@ macro_rules! tri {
             Err(status) => return status,
         }
     };
+}
+
+fn slot_name(slot: Option<SlotId>) -> &'static str {
+    match slot {
+        Some(SlotId::A) => "A",
+        Some(SlotId::B) => "B",
+        None => "none",
+    }
+}
+
+fn reason_name(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Rejected(_) => "rejected by the cloud",
+        Reason::ReprovisionLimit => "re-provisioning limit",
+        Reason::Config => "configuration",
+        Reason::Flash => "flash",
+    }
 }
 
 fn span(s: Option<Span>) -> chunkprov_span {
@@ -289,18 +303,22 @@ pub unsafe extern "C" fn chunkprov_client_start(
         Err(e) => return flash_status(flash.platform, e),
     };
     let s = client.store().state();
-    log(
+    let (held, count) = client.receiver().map_or((0, 0), |r| (r.held(), r.count()));
+    log!(
         flash.platform,
-        chunkprov_log_level::Info,
-        format_args!(
-            "client: confirmed {:?}, pending {:?}, resuming {} of {} frames, boots {}, attempts {}",
-            s.confirmed,
-            s.pending,
-            client.receiver().map_or(0, |r| r.held()),
-            client.receiver().map_or(0, |r| r.count()),
-            s.boots,
-            s.provisions
-        ),
+        Info,
+        "client: confirmed ",
+        slot_name(s.confirmed),
+        ", pending ",
+        slot_name(s.pending),
+        ", resuming ",
+        held,
+        " of ",
+        count,
+        " frames, boots ",
+        s.boots,
+        ", requests ",
+        s.provisions
     );
     // SAFETY: `c` is non-null, writable, sized and aligned for `State` (asserted above).
     unsafe {
@@ -377,37 +395,27 @@ pub unsafe extern "C" fn chunkprov_client_poll(
         Action::Connect(id) => {
             a.kind = chunkprov_action_kind::Connect;
             identity(&mut a, id);
-            log(
+            log!(
                 p,
-                chunkprov_log_level::Info,
-                format_args!(
-                    "connect with {}",
-                    if a.claim {
-                        "the claim certificate"
-                    } else {
-                        "the new credentials"
-                    }
-                ),
+                Info,
+                "connect with ",
+                if a.claim {
+                    "the claim certificate"
+                } else {
+                    "the new credentials"
+                }
             );
         }
         Action::RolledBack(id) => {
             a.kind = chunkprov_action_kind::RolledBack;
             identity(&mut a, id);
-            log(
-                p,
-                chunkprov_log_level::Warn,
-                format_args!("new credentials did not confirm: rolled back"),
-            );
+            log!(p, Warn, "new credentials did not confirm: rolled back");
         }
         Action::Subscribe(topic) => {
             a.kind = chunkprov_action_kind::Subscribe;
             a.topic = topic.as_ptr().cast();
             a.topic_len = topic.len();
-            log(
-                p,
-                chunkprov_log_level::Debug,
-                format_args!("subscribe {topic}"),
-            );
+            log!(p, Debug, "subscribe ", topic);
         }
         Action::Publish { topic, payload } => {
             a.kind = chunkprov_action_kind::Publish;
@@ -415,11 +423,7 @@ pub unsafe extern "C" fn chunkprov_client_poll(
             a.topic_len = topic.len();
             a.payload = payload.as_ptr();
             a.payload_len = payload.len();
-            log(
-                p,
-                chunkprov_log_level::Debug,
-                format_args!("publish {topic} ({} bytes)", payload.len()),
-            );
+            log!(p, Debug, "publish ", topic, " (", payload.len(), " bytes)");
         }
         Action::Wait(ticks) => {
             a.kind = chunkprov_action_kind::Wait;
@@ -441,11 +445,7 @@ pub unsafe extern "C" fn chunkprov_client_poll(
                 Reason::Config => chunkprov_give_up::Config,
                 Reason::Flash => chunkprov_give_up::Flash,
             };
-            log(
-                p,
-                chunkprov_log_level::Error,
-                format_args!("giving up: {reason:?}"),
-            );
+            log!(p, Error, "giving up: ", reason_name(reason));
         }
     }
     // SAFETY: non-null and writable per the contract.

@@ -1,7 +1,7 @@
 //! Flash through C callbacks, as an `embedded-storage` `NorFlash`.
 
 use crate::chunkprov_status;
-use crate::log::chunkprov_log_level;
+use crate::log::{chunkprov_log_level, log};
 use chunkprov_device::Geometry;
 use core::ffi::{c_char, c_int, c_void};
 use embedded_storage::nor_flash::{
@@ -99,21 +99,17 @@ impl<'p> CFlash<'p> {
         // SAFETY: a valid callback with a pointer to a local.
         let rc = unsafe { geometry(platform.ctx, &mut g) };
         if rc != 0 {
-            crate::log::log(
-                platform,
-                chunkprov_log_level::Error,
-                format_args!("geometry callback failed: {rc}"),
-            );
+            log!(platform, Error, "geometry callback failed: ", rc);
             return Err(chunkprov_status::FlashError);
         }
         let geometry = Geometry::new(g.write_size, g.erase_size).map_err(|_| {
-            crate::log::log(
+            log!(
                 platform,
-                chunkprov_log_level::Error,
-                format_args!(
-                    "unsupported geometry: write {} erase {}",
-                    g.write_size, g.erase_size
-                ),
+                Error,
+                "unsupported geometry: write ",
+                g.write_size,
+                " erase ",
+                g.erase_size
             );
             chunkprov_status::InvalidArgument
         })?;
@@ -141,10 +137,15 @@ impl<'p> CFlash<'p> {
         if rc == 0 {
             return Ok(());
         }
-        crate::log::log(
+        log!(
             self.platform,
-            chunkprov_log_level::Error,
-            format_args!("flash {what} at {offset:#x} failed: {rc}"),
+            Error,
+            "flash ",
+            what,
+            " at ",
+            crate::log::Hex(offset),
+            " failed: ",
+            rc
         );
         Err(Fault(rc))
     }

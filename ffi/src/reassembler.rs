@@ -1,11 +1,11 @@
 //! The reassembler's C functions.
 
 use crate::flash::{chunkprov_platform, CFlash, Fault};
-use crate::log::{chunkprov_log_level, log};
+use crate::log::log;
 use crate::status::chunkprov_status;
 use chunkprov_device::protocol::bundle::{Layout, Span};
 use chunkprov_device::protocol::{Nonce, NONCE_LEN};
-use chunkprov_device::{Error, Outcome, Reassembler, Slot};
+use chunkprov_device::{Error, GeometryError, Outcome, Reassembler, Slot};
 use core::mem::{align_of, size_of};
 
 /// Bytes of storage a chunkprov_reassembler needs; the same on every supported target.
@@ -72,6 +72,15 @@ const _: () = assert!(align_of::<State>() <= CHUNKPROV_REASSEMBLER_ALIGN);
 const _: () = assert!(align_of::<chunkprov_reassembler>() == CHUNKPROV_REASSEMBLER_ALIGN);
 const _: () = assert!(size_of::<chunkprov_reassembler>() == CHUNKPROV_REASSEMBLER_SIZE);
 
+fn geometry_name(e: GeometryError) -> &'static str {
+    match e {
+        GeometryError::WriteSize => "write unit",
+        GeometryError::EraseSize => "erase unit",
+        GeometryError::ReadSize => "read unit",
+        GeometryError::Slot => "slot",
+    }
+}
+
 /// # Safety
 /// `r` must be NULL or point to a `chunkprov_reassembler` valid for reads and writes.
 unsafe fn state<'a>(
@@ -94,10 +103,14 @@ unsafe fn state<'a>(
 fn status_of(platform: &chunkprov_platform, e: Error<Fault>) -> chunkprov_status {
     match e {
         Error::Rejected(code) => {
-            log(
+            log!(
                 platform,
-                chunkprov_log_level::Warn,
-                format_args!("frame rejected: {} ({})", code.name(), code as u16),
+                Warn,
+                "frame rejected: ",
+                code.name(),
+                " (",
+                code as u16,
+                ")"
             );
             code.into()
         }
@@ -149,10 +162,11 @@ pub unsafe extern "C" fn chunkprov_reassembler_init(
     let inner = match Reassembler::new(&flash, geometry, slot, Nonce(n)) {
         Ok(inner) => inner,
         Err(e) => {
-            log(
+            log!(
                 flash.platform,
-                chunkprov_log_level::Error,
-                format_args!("unusable slot or geometry: {e:?}"),
+                Error,
+                "unusable slot or geometry: ",
+                geometry_name(e)
             );
             return chunkprov_status::InvalidArgument;
         }
@@ -164,14 +178,17 @@ pub unsafe extern "C" fn chunkprov_reassembler_init(
             inner,
         })
     };
-    log(
+    log!(
         flash.platform,
-        chunkprov_log_level::Debug,
-        format_args!(
-            "slot {slot_offset:#x}+{slot_size:#x}, write unit {}, page {}",
-            geometry.write_size(),
-            geometry.erase_size()
-        ),
+        Debug,
+        "slot ",
+        crate::log::Hex(slot_offset),
+        "+",
+        crate::log::Hex(slot_size),
+        ", write unit ",
+        geometry.write_size(),
+        ", page ",
+        geometry.erase_size()
     );
     chunkprov_status::Ok
 }
@@ -182,7 +199,8 @@ pub unsafe extern "C" fn chunkprov_reassembler_init(
 /// arrive.
 ///
 /// Returns CHUNKPROV_STATUS_OK, or early notice that the frame is abandoned: a rejection
-/// (64–127) or CHUNKPROV_STATUS_FLASH_ERROR. Keep feeding (or stop) and call
+/// (64–127), CHUNKPROV_STATUS_FLASH_ERROR, CHUNKPROV_STATUS_NULL_ARGUMENT (`data` NULL with
+/// `len` > 0) or CHUNKPROV_STATUS_INVALID_ARGUMENT. Keep feeding (or stop) and call
 /// chunkprov_reassembler_end() at the end of the message either way; it gives the verdict.
 ///
 /// # Safety
@@ -224,14 +242,16 @@ pub unsafe extern "C" fn chunkprov_reassembler_feed(
     let result = inner.feed(&mut flash, bytes);
     if inner.transfer_id() != before {
         if let Some(id) = inner.transfer_id() {
-            log(
+            log!(
                 flash.platform,
-                chunkprov_log_level::Info,
-                format_args!(
-                    "transfer {id} started: {} frames, {} bytes",
-                    inner.count(),
-                    inner.bundle_len()
-                ),
+                Info,
+                "transfer ",
+                id,
+                " started: ",
+                inner.count(),
+                " frames, ",
+                inner.bundle_len(),
+                " bytes"
             );
         }
     }
@@ -243,7 +263,8 @@ pub unsafe extern "C" fn chunkprov_reassembler_feed(
 
 /// Ends the current frame message and gives the verdict on its frame:
 /// CHUNKPROV_STATUS_OK (now held), CHUNKPROV_STATUS_DUPLICATE (already held, ignored),
-/// CHUNKPROV_STATUS_COMPLETE (the bundle is complete and verified), a rejection (64–127),
+/// CHUNKPROV_STATUS_COMPLETE (the bundle is complete and verified; also for a frame delivered
+/// again after a read-back that failed on a flash error), a rejection (64–127),
 /// CHUNKPROV_STATUS_FLASH_ERROR or CHUNKPROV_STATUS_ABORTED. If `index` is not NULL it receives
 /// the frame's index whenever the header was read.
 ///
@@ -268,30 +289,32 @@ pub unsafe extern "C" fn chunkprov_reassembler_end(
     };
     let status = match inner.end(&mut flash) {
         Ok(Outcome::Accepted { index }) => {
-            log(
+            log!(
                 flash.platform,
-                chunkprov_log_level::Debug,
-                format_args!("frame {index} held ({}/{})", inner.held(), inner.count()),
+                Debug,
+                "frame ",
+                index,
+                " held (",
+                inner.held(),
+                "/",
+                inner.count(),
+                ")"
             );
             chunkprov_status::Ok
         }
         Ok(Outcome::Duplicate { index }) => {
-            log(
-                flash.platform,
-                chunkprov_log_level::Debug,
-                format_args!("frame {index} already held"),
-            );
+            log!(flash.platform, Debug, "frame ", index, " already held");
             chunkprov_status::Duplicate
         }
         Ok(Outcome::Complete(layout)) => {
-            log(
+            log!(
                 flash.platform,
-                chunkprov_log_level::Info,
-                format_args!(
-                    "bundle complete: {} frames, certificate {} bytes",
-                    inner.count(),
-                    layout.certificate.len
-                ),
+                Info,
+                "bundle complete: ",
+                inner.count(),
+                " frames, certificate ",
+                layout.certificate.len,
+                " bytes"
             );
             chunkprov_status::Complete
         }

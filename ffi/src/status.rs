@@ -54,8 +54,9 @@ pub enum chunkprov_status {
     NotInitialized = 130,
     /// A flash callback returned non-zero; its value was sent to the log callback.
     FlashError = 131,
-    /// chunkprov_reassembler_end(): the frame was abandoned after a flash error reported by
-    /// chunkprov_reassembler_feed().
+    /// chunkprov_reassembler_end(): the frame was abandoned after chunkprov_reassembler_feed()
+    /// reported that it could not take some of its bytes (a flash or platform error, or NULL
+    /// data).
     Aborted = 132,
     /// chunkprov_reassembler_credentials(): the bundle is not complete and verified.
     NotComplete = 133,
