@@ -137,8 +137,16 @@ pub(crate) enum ProgramError<E> {
     Flash(E),
 }
 
-/// The most bytes compared and programmed in one flash call: two units of the largest size.
-pub(crate) const RUN: usize = 2 * MAX_WRITE_SIZE as usize;
+/// The most bytes compared and programmed in one flash call (and read per call when a bundle
+/// is read back): four units of the largest size, a stack buffer.
+pub(crate) const RUN: usize = 4 * MAX_WRITE_SIZE as usize;
+
+/// Whether every byte is 0xFF, a word at a time.
+fn is_erased(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(4);
+    let whole = words.by_ref().all(|w| w == [0xFF; 4]);
+    whole && words.remainder().iter().all(|&b| b == 0xFF)
+}
 
 /// Writes a run of whole write units (at most [`RUN`] bytes) at `offset` unless flash already
 /// holds exactly these bytes. A run that is neither erased nor equal is never written (NOR flash
@@ -155,7 +163,7 @@ pub(crate) fn program<F: NorFlash>(
     if current == data {
         return Ok(());
     }
-    if current.iter().all(|&b| b == 0xFF) {
+    if is_erased(current) {
         return flash.write(offset, data).map_err(ProgramError::Flash);
     }
     Err(ProgramError::Mismatch)
