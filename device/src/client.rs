@@ -743,7 +743,16 @@ impl Client {
         emit: Emit,
         out: &'b mut [u8],
     ) -> Result<Action<'b>, Error<F::Error>> {
-        let (thing, thing_len) = self.thing_name(flash)?;
+        // The thing name is read (and its bundle verified) only for the topics that use it.
+        let needs_thing = matches!(
+            emit,
+            Emit::Subscribe(Kind::ConfirmAccepted) | Emit::Confirmation
+        );
+        let (thing, thing_len) = if needs_thing {
+            self.thing_name(flash)?
+        } else {
+            ([0; MAX_THING_NAME_LEN], 0)
+        };
         let thing = core::str::from_utf8(thing.get(..thing_len).unwrap_or(&[])).unwrap_or("");
         let mut id_buf = [0u8; MAX_CERTIFICATE_ID_LEN];
         let (id, kind) = match &emit {
