@@ -16,11 +16,20 @@ use chunkprov_device::{Geometry, Reassembler};
 use support::nor::{NorSim, SimError};
 use support::{frames, sample_bundle, NONCE};
 
-type Flash = NorSim<4, 4096>;
-const PARTITION: Partition = Partition {
-    offset: 0,
-    size: 8 * 4096,
-};
+/// Pages of a partition for geometry (W, E): the journal, then two slots with header pages
+/// for 256 frames' markers and data pages for a ~3 KB bundle.
+fn pages<const W: usize, const E: usize>() -> usize {
+    let header = (64 + 256 * 3 * W).div_ceil(E);
+    let data = 3200usize.div_ceil(E);
+    2 + 2 * (header + data)
+}
+
+fn partition<const W: usize, const E: usize>() -> Partition {
+    Partition {
+        offset: 0,
+        size: (pages::<W, E>() * E) as u32,
+    }
+}
 
 struct Transfer {
     bundle: Vec<u8>,
@@ -54,7 +63,11 @@ fn is_cut(e: &Error<SimError>) -> bool {
     matches!(e, Error::Flash(SimError::PowerCut) | Error::Aborted)
 }
 
-fn deliver(r: &mut Reassembler, flash: &mut Flash, msg: &[u8]) -> Result<Outcome, Error<SimError>> {
+fn deliver<const W: usize, const E: usize>(
+    r: &mut Reassembler,
+    flash: &mut NorSim<W, E>,
+    msg: &[u8],
+) -> Result<Outcome, Error<SimError>> {
     for piece in msg.chunks(50) {
         match r.feed(flash, piece) {
             Err(e) if is_cut(&e) => return Err(e),
@@ -74,9 +87,13 @@ struct Run {
 
 /// Boots the device and runs it until its new credentials are confirmed. `Err` when power is
 /// cut. Frames are only delivered when missing: what a device asks for.
-fn device(flash: &mut Flash, t: &Transfer, run: &mut Run) -> Result<(), Error<SimError>> {
-    let g = Geometry::of::<Flash>().unwrap();
-    let mut store = Store::open(flash, g, PARTITION)?;
+fn device<const W: usize, const E: usize>(
+    flash: &mut NorSim<W, E>,
+    t: &Transfer,
+    run: &mut Run,
+) -> Result<(), Error<SimError>> {
+    let g = Geometry::of::<NorSim<W, E>>().unwrap();
+    let mut store = Store::open(flash, g, partition::<W, E>())?;
     loop {
         if store.state().pending.is_some() {
             // Reconnect with the pending credentials; the confirmation round trip succeeds.
@@ -121,11 +138,15 @@ fn device(flash: &mut Flash, t: &Transfer, run: &mut Run) -> Result<(), Error<Si
 }
 
 /// What a rebooted device finds must be one of the four allowed states.
-fn check_invariant(flash: &mut Flash, t: &Transfer, old: Option<&Transfer>) -> &'static str {
-    let g = Geometry::of::<Flash>().unwrap();
-    let store = Store::open(flash, g, PARTITION).unwrap();
+fn check_invariant<const W: usize, const E: usize>(
+    flash: &mut NorSim<W, E>,
+    t: &Transfer,
+    old: Option<&Transfer>,
+) -> &'static str {
+    let g = Geometry::of::<NorSim<W, E>>().unwrap();
+    let store = Store::open(flash, g, partition::<W, E>()).unwrap();
     let s = *store.state();
-    let holds = |flash: &mut Flash, slot: SlotId, want: &Transfer| {
+    let holds = |flash: &mut NorSim<W, E>, slot: SlotId, want: &Transfer| {
         let layout = store
             .verify(flash, slot)
             .expect("a slot the journal names verifies");
@@ -169,10 +190,10 @@ fn check_invariant(flash: &mut Flash, t: &Transfer, old: Option<&Transfer>) -> &
     "previous"
 }
 
-fn sweep(old: Option<&Transfer>, t: &Transfer) {
+fn sweep<const W: usize, const E: usize>(old: Option<&Transfer>, t: &Transfer) {
     // A clean run first: how many flash operations a whole provisioning takes.
     let base = || {
-        let mut f = Flash::new(8);
+        let mut f = NorSim::<W, E>::new(pages::<W, E>());
         if let Some(o) = old {
             device(&mut f, o, &mut Run::default()).unwrap();
         }
@@ -185,26 +206,32 @@ fn sweep(old: Option<&Transfer>, t: &Transfer) {
     let total = clean.ops() - start_ops;
     let c = clean.counts;
     let frames = t.msgs.len() as u64;
+    // The minimum: the header pages the markers use and the data pages the bundle uses, each
+    // erased once; every payload unit, one marker unit per frame, the transfer record and two
+    // journal records (commit, confirm) written once.
+    let header_pages = (64 + frames as usize * 3 * W).div_ceil(E) as u64;
+    let data_pages = t.bundle.len().div_ceil(E) as u64;
+    let (payload, record, journal) = (
+        t.bundle.len().div_ceil(W) as u64,
+        (64 / W) as u64,
+        (2 * 32 / W) as u64,
+    );
     println!(
-        "clean provisioning: {} frames, {} bytes; {} flash ops; pages erased {} (minimum {}); units written {} (payload {} + markers {} + transfer record 16 + journal {})",
-        frames,
+        "geometry {W}/{E}: {frames} frames, {} bytes; {total} flash ops; pages erased {} (minimum {}); units written {} (minimum: payload {payload} + markers {frames} + transfer record {record} + journal {journal})",
         t.bundle.len(),
-        total,
         c.pages - before.pages,
-        1 + t.bundle.len().div_ceil(4096),
+        header_pages + data_pages,
         c.units - before.units,
-        t.bundle.len().div_ceil(4),
-        frames,
-        2 * 8,
     );
     assert_eq!(
         c.pages - before.pages,
-        1 + t.bundle.len().div_ceil(4096) as u64,
+        header_pages + data_pages,
         "pages touched, each once"
     );
     assert_eq!(
         c.units - before.units,
-        t.bundle.len().div_ceil(4) as u64 + frames + 16 + 16
+        payload + frames + record + journal,
+        "each unit written once"
     );
 
     let mut tried = 0;
@@ -224,8 +251,8 @@ fn sweep(old: Option<&Transfer>, t: &Transfer) {
             let found = check_invariant(&mut flash, t, old);
             *seen.entry(found).or_insert(0) += 1;
             // Held frames are never asked for again.
-            let g = Geometry::of::<Flash>().unwrap();
-            let held: Vec<usize> = match Store::open(&mut flash, g, PARTITION)
+            let g = Geometry::of::<NorSim<W, E>>().unwrap();
+            let held: Vec<usize> = match Store::open(&mut flash, g, partition::<W, E>())
                 .unwrap()
                 .resume(&mut flash)
                 .unwrap()
@@ -256,7 +283,7 @@ fn sweep(old: Option<&Transfer>, t: &Transfer) {
         }
     }
     println!(
-        "power-cut sweep: {tried} cut points tried, {survived} survived ({repaired} needed a page repair); states found after the cut: {seen:?}"
+        "power-cut sweep {W}/{E}: {tried} cut points tried, {survived} survived ({repaired} needed a page repair); states found after the cut: {seen:?}"
     );
     assert_eq!(tried, survived);
     // The last operation is the confirmation record: a cut there leaves it pending.
@@ -272,12 +299,22 @@ fn sweep(old: Option<&Transfer>, t: &Transfer) {
 fn first_provisioning_survives_a_cut_at_every_flash_operation() {
     let t = transfer(1, false);
     assert!(t.msgs.len() >= 12);
-    sweep(None, &t);
+    sweep::<4, 4096>(None, &t);
+}
+
+#[test]
+fn other_geometries_survive_every_cut_too() {
+    // native_sim (1-byte writes), 16-byte units on small pages, 32-byte units, 64 KB pages.
+    let t = transfer(1, false);
+    sweep::<1, 4096>(None, &t);
+    sweep::<16, 256>(None, &t);
+    sweep::<32, 2048>(None, &t);
+    sweep::<8, 65536>(None, &t);
 }
 
 #[test]
 fn renewal_keeps_the_confirmed_credentials_through_every_cut() {
     let old = transfer(1, true);
     let new = transfer(2, false);
-    sweep(Some(&old), &new);
+    sweep::<4, 4096>(Some(&old), &new);
 }
