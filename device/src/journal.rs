@@ -9,7 +9,6 @@
 //! pages hold `erase_size / 32` of them.
 
 use crate::flash::Geometry;
-use chunkprov_protocol::crc::crc32;
 use embedded_storage::nor_flash::NorFlash;
 
 /// Bytes per record.
@@ -74,8 +73,7 @@ pub struct State {
 impl State {
     /// Encodes the record.
     pub fn encode(&self) -> [u8; RECORD_LEN] {
-        let mut r = [0u8; RECORD_LEN];
-        let fields: [&[u8]; 8] = [
+        crate::record::seal(&[
             &[
                 MAGIC,
                 VERSION,
@@ -87,27 +85,12 @@ impl State {
             &self.confirm_attempts.to_le_bytes(),
             &self.boots.to_le_bytes(),
             &self.provisions.to_le_bytes(),
-            &[0u8; 10],
-            &[],
-        ];
-        let mut at = 0;
-        for f in fields {
-            if let Some(dst) = r.get_mut(at..at + f.len()) {
-                chunkprov_protocol::copy_prefix(dst, f);
-            }
-            at += f.len();
-        }
-        let crc = crc32(r.get(..RECORD_LEN - 4).unwrap_or(&[]));
-        if let Some(dst) = r.get_mut(RECORD_LEN - 4..) {
-            chunkprov_protocol::copy_prefix(dst, &crc.to_le_bytes());
-        }
-        r
+        ])
     }
 
     /// Decodes a record; `None` if it is erased, torn or not a record.
     pub fn decode(r: &[u8; RECORD_LEN]) -> Option<State> {
-        let (body, crc) = r.split_last_chunk::<4>()?;
-        if crc32(body) != u32::from_le_bytes(*crc) {
+        if !crate::record::is_sealed(r) {
             return None;
         }
         let [magic, version, confirmed, pending, s0, s1, s2, s3, t0, t1, t2, t3, a0, a1, b0, b1, p0, p1, ..] =

@@ -30,6 +30,7 @@ mod flash;
 pub mod journal;
 pub mod markers;
 pub mod reassembler;
+mod record;
 pub mod store;
 
 pub use flash::{Geometry, GeometryError, Slot, MAX_WRITE_SIZE};

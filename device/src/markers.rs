@@ -15,7 +15,6 @@
 //! record always describes the pages after it.
 
 use crate::flash::{Geometry, MAX_WRITE_SIZE};
-use chunkprov_protocol::crc::crc32;
 use chunkprov_protocol::{Nonce, NONCE_LEN, SHA256_LEN};
 use embedded_storage::nor_flash::NorFlash;
 
@@ -48,33 +47,18 @@ pub struct TransferRecord {
 
 impl TransferRecord {
     fn encode(&self) -> [u8; RECORD_LEN as usize] {
-        let mut r = [0u8; RECORD_LEN as usize];
-        let parts: [&[u8]; 7] = [
+        crate::record::seal(&[
             &[MAGIC, VERSION],
             &self.count.to_le_bytes(),
             &self.transfer_id.to_le_bytes(),
             &self.bundle_len.to_le_bytes(),
             &self.nonce.0,
             &self.sha256,
-            &[],
-        ];
-        let mut at = 0;
-        for p in parts {
-            if let Some(dst) = r.get_mut(at..at + p.len()) {
-                chunkprov_protocol::copy_prefix(dst, p);
-            }
-            at += p.len();
-        }
-        let crc = crc32(r.get(..RECORD_LEN as usize - 4).unwrap_or(&[]));
-        if let Some(dst) = r.get_mut(RECORD_LEN as usize - 4..) {
-            chunkprov_protocol::copy_prefix(dst, &crc.to_le_bytes());
-        }
-        r
+        ])
     }
 
     fn decode(r: &[u8; RECORD_LEN as usize]) -> Option<Self> {
-        let (body, crc) = r.split_last_chunk::<4>()?;
-        if crc32(body) != u32::from_le_bytes(*crc) {
+        if !crate::record::is_sealed(r) {
             return None;
         }
         let field = |at: usize, len: usize| r.get(at..at + len);

@@ -195,77 +195,75 @@ impl Store {
         else {
             return Err(Error::Rejected(RejectCode::BundleInvalid));
         };
-        let s = *self.state();
-        let next = State {
+        self.update(flash, |s| State {
             pending: Some(slot),
             pending_transfer: transfer_id,
             confirm_attempts: 0,
             boots: 0,
             ..s
-        };
-        self.journal.append(flash, next).map_err(Error::Flash)
+        })
     }
 
     /// The pending bundle proved itself: it becomes the confirmed credentials.
     pub fn confirm<F: NorFlash>(&mut self, flash: &mut F) -> Result<(), Error<F::Error>> {
-        let s = *self.state();
-        let Some(slot) = s.pending else {
+        let Some(slot) = self.state().pending else {
             return Err(Error::Rejected(RejectCode::BundleInvalid));
         };
-        let next = State {
+        self.update(flash, |s| State {
             confirmed: Some(slot),
             pending: None,
             confirm_attempts: 0,
             boots: 0,
             provisions: 0,
             ..s
-        };
-        self.journal.append(flash, next).map_err(Error::Flash)
+        })
     }
 
-    /// Counts a failed confirmation attempt of the pending bundle.
+    /// Counts a failed confirmation attempt of the pending bundle; returns the count.
     pub fn count_attempt<F: NorFlash>(&mut self, flash: &mut F) -> Result<u16, Error<F::Error>> {
-        let s = *self.state();
-        let next = State {
+        self.update(flash, |s| State {
             confirm_attempts: s.confirm_attempts.saturating_add(1),
             ..s
-        };
-        self.journal.append(flash, next).map_err(Error::Flash)?;
-        Ok(next.confirm_attempts)
+        })?;
+        Ok(self.state().confirm_attempts)
     }
 
-    /// Counts a boot while provisioning or a confirmation is in progress.
+    /// Counts a boot while provisioning or a confirmation is in progress; returns the count.
     pub fn count_boot<F: NorFlash>(&mut self, flash: &mut F) -> Result<u16, Error<F::Error>> {
-        let s = *self.state();
-        let next = State {
+        self.update(flash, |s| State {
             boots: s.boots.saturating_add(1),
             ..s
-        };
-        self.journal.append(flash, next).map_err(Error::Flash)?;
-        Ok(next.boots)
+        })?;
+        Ok(self.state().boots)
     }
 
-    /// Counts the start of a provisioning attempt (a request).
+    /// Counts the start of a provisioning attempt (a request); returns the count.
     pub fn count_provision<F: NorFlash>(&mut self, flash: &mut F) -> Result<u16, Error<F::Error>> {
-        let s = *self.state();
-        let next = State {
+        self.update(flash, |s| State {
             provisions: s.provisions.saturating_add(1),
             ..s
-        };
-        self.journal.append(flash, next).map_err(Error::Flash)?;
-        Ok(next.provisions)
+        })?;
+        Ok(self.state().provisions)
     }
 
     /// Drops the pending bundle: the previous credentials (confirmed slot or claim) stay in use.
     pub fn rollback<F: NorFlash>(&mut self, flash: &mut F) -> Result<(), Error<F::Error>> {
-        let s = *self.state();
-        let next = State {
+        self.update(flash, |s| State {
             pending: None,
             pending_transfer: 0,
             confirm_attempts: 0,
             boots: 0,
             ..s
-        };
+        })
+    }
+
+    /// Appends the record `change` makes of the current state.
+    fn update<F: NorFlash>(
+        &mut self,
+        flash: &mut F,
+        change: impl FnOnce(State) -> State,
+    ) -> Result<(), Error<F::Error>> {
+        let next = change(*self.state());
         self.journal.append(flash, next).map_err(Error::Flash)
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::flash::{chunkprov_platform, CFlash, Fault};
 use crate::log::log;
+use crate::opaque::{self, Tagged};
 use crate::reassembler::{chunkprov_credentials, chunkprov_span};
 use crate::status::chunkprov_status;
 use chunkprov_device::client::{Action, Client, Config, Credentials, Identity, Reason};
@@ -31,11 +32,7 @@ pub struct chunkprov_client {
 
 const MAGIC: u32 = 0x6368_6b63; // "chkc"
 
-#[repr(C)]
-struct State {
-    magic: u32,
-    inner: Client,
-}
+type State = Tagged<Client>;
 
 const _: () = assert!(CHUNKPROV_CLIENT_WORDS * 8 == CHUNKPROV_CLIENT_SIZE);
 const _: () = assert!(size_of::<State>() <= CHUNKPROV_CLIENT_SIZE);
@@ -151,17 +148,8 @@ pub struct chunkprov_action {
 /// # Safety
 /// `c` must be NULL or point to a `chunkprov_client` valid for reads and writes.
 unsafe fn state<'a>(c: *mut chunkprov_client) -> Result<&'a mut Client, chunkprov_status> {
-    let state = c.cast::<State>();
-    if state.is_null() {
-        return Err(chunkprov_status::NullArgument);
-    }
-    // SAFETY: non-null, sized and aligned (asserted above); the magic is checked first.
-    let magic = unsafe { core::ptr::addr_of!((*state).magic).read() };
-    if magic != MAGIC {
-        return Err(chunkprov_status::NotInitialized);
-    }
-    // SAFETY: initialised by chunkprov_client_start.
-    Ok(unsafe { &mut (*state).inner })
+    // SAFETY: per the contract; size and alignment are asserted above.
+    unsafe { opaque::get(c.cast::<State>(), MAGIC) }
 }
 
 /// # Safety
@@ -321,12 +309,7 @@ pub unsafe extern "C" fn chunkprov_client_start(
         s.provisions
     );
     // SAFETY: `c` is non-null, writable, sized and aligned for `State` (asserted above).
-    unsafe {
-        c.cast::<State>().write(State {
-            magic: MAGIC,
-            inner: client,
-        })
-    };
+    unsafe { opaque::put(c.cast::<State>(), MAGIC, client) };
     chunkprov_status::Ok
 }
 

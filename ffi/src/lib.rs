@@ -20,6 +20,7 @@
 mod client;
 mod flash;
 mod log;
+mod opaque;
 mod reassembler;
 mod status;
 

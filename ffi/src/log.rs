@@ -68,24 +68,13 @@ impl Piece for &str {
     }
 }
 
-fn decimal(line: &mut Line, negative: bool, mut v: u32) {
-    let mut digits = [0u8; 10];
-    let mut n = 0;
-    loop {
-        if let Some(d) = digits.get_mut(n) {
-            *d = b'0' + (v % 10) as u8;
-        }
-        n += 1;
-        v /= 10;
-        if v == 0 || n == digits.len() {
-            break;
-        }
-    }
+fn decimal(line: &mut Line, negative: bool, v: u32) {
     if negative {
         line.push(b'-');
     }
-    for d in digits.iter().take(n).rev() {
-        line.push(*d);
+    let mut digits = [0u8; 10];
+    for &d in chunkprov_device::protocol::decimal(v, &mut digits) {
+        line.push(d);
     }
 }
 

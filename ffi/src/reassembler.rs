@@ -2,6 +2,7 @@
 
 use crate::flash::{chunkprov_platform, CFlash, Fault};
 use crate::log::log;
+use crate::opaque::{self, Tagged};
 use crate::status::chunkprov_status;
 use chunkprov_device::protocol::bundle::{Layout, Span};
 use chunkprov_device::protocol::{Nonce, NONCE_LEN};
@@ -59,11 +60,7 @@ pub struct chunkprov_credentials {
 
 const MAGIC: u32 = 0x6368_6b72; // "chkr"
 
-#[repr(C)]
-struct State {
-    magic: u32,
-    inner: Reassembler,
-}
+type State = Tagged<Reassembler>;
 
 // The exported size and alignment hold on every target this crate is built for (the CI builds
 // it for x86_64 and for 32-bit thumbv8m.main).
@@ -86,18 +83,8 @@ fn geometry_name(e: GeometryError) -> &'static str {
 unsafe fn state<'a>(
     r: *mut chunkprov_reassembler,
 ) -> Result<&'a mut Reassembler, chunkprov_status> {
-    let state = r.cast::<State>();
-    if state.is_null() {
-        return Err(chunkprov_status::NullArgument);
-    }
-    // SAFETY: non-null, and size/alignment are asserted above; the magic is read before the
-    // rest of the state is trusted.
-    let magic = unsafe { core::ptr::addr_of!((*state).magic).read() };
-    if magic != MAGIC {
-        return Err(chunkprov_status::NotInitialized);
-    }
-    // SAFETY: initialised by chunkprov_reassembler_init (magic matches).
-    Ok(unsafe { &mut (*state).inner })
+    // SAFETY: per the contract; size and alignment are asserted above.
+    unsafe { opaque::get(r.cast::<State>(), MAGIC) }
 }
 
 fn status_of(platform: &chunkprov_platform, e: Error<Fault>) -> chunkprov_status {
@@ -172,12 +159,7 @@ pub unsafe extern "C" fn chunkprov_reassembler_init(
         }
     };
     // SAFETY: `r` is non-null, writable, sized and aligned for `State` (asserted above).
-    unsafe {
-        r.cast::<State>().write(State {
-            magic: MAGIC,
-            inner,
-        })
-    };
+    unsafe { opaque::put(r.cast::<State>(), MAGIC, inner) };
     log!(
         flash.platform,
         Debug,

@@ -46,23 +46,9 @@ impl<'b> Object<'b> {
         self.raw(b"\":")
     }
 
-    fn uint_value(&mut self, mut v: u32) -> Result<(), Full> {
+    fn uint_value(&mut self, v: u32) -> Result<(), Full> {
         let mut digits = [0u8; 10];
-        let mut n = 0;
-        loop {
-            if let Some(d) = digits.get_mut(n) {
-                *d = b'0' + (v % 10) as u8;
-            }
-            n += 1;
-            v /= 10;
-            if v == 0 || n == digits.len() {
-                break;
-            }
-        }
-        for d in digits.iter().take(n).rev() {
-            self.raw(&[*d])?;
-        }
-        Ok(())
+        self.raw(crate::decimal(v, &mut digits))
     }
 
     /// `"name":"value"`, escaping `"`, `\` and control characters as JSON requires.

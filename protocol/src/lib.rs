@@ -29,6 +29,18 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimal() {
+        let mut buf = [0u8; 10];
+        assert_eq!(super::decimal(0, &mut buf), b"0");
+        assert_eq!(super::decimal(7, &mut buf), b"7");
+        assert_eq!(super::decimal(10, &mut buf), b"10");
+        assert_eq!(super::decimal(u32::MAX, &mut buf), b"4294967295");
+    }
+}
+
 pub mod bundle;
 pub mod cbor;
 pub mod chunking;
@@ -94,6 +106,22 @@ pub fn copy_prefix(dst: &mut [u8], src: &[u8]) -> usize {
         n += 1;
     }
     n
+}
+
+/// Writes `v` in decimal into `buf` and returns the digits (a slice of `buf`).
+pub fn decimal(mut v: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        if let Some(d) = buf.get_mut(at) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 || at == 0 {
+            break;
+        }
+    }
+    buf.get(at..).unwrap_or(&[])
 }
 
 /// Whether `name` is a valid AWS IoT thing name: `[a-zA-Z0-9:_-]{1,128}`.
