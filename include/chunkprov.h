@@ -19,7 +19,7 @@
 /**
  * Bytes of storage a chunkprov_client needs; the same on every supported target.
  */
-#define CHUNKPROV_CLIENT_SIZE 528
+#define CHUNKPROV_CLIENT_SIZE 536
 
 /**
  * Alignment a chunkprov_client needs.
@@ -29,7 +29,7 @@
 /**
  * CHUNKPROV_CLIENT_SIZE in 64-bit words.
  */
-#define CHUNKPROV_CLIENT_WORDS 66
+#define CHUNKPROV_CLIENT_WORDS 67
 
 /**
  * Bytes of storage a chunkprov_reassembler needs; the same on every supported target.

@@ -28,6 +28,10 @@ impl Bitmap {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(|&b| b == 0)
+    }
+
     pub(crate) fn clear(&mut self) {
         self.0 = [0; BYTES];
     }

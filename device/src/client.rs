@@ -205,14 +205,20 @@ impl Client {
         cfg: &Config<'_>,
     ) -> Result<Self, Error<F::Error>> {
         let mut rx = None;
-        let in_progress = if store.state().pending.is_some() {
-            true
-        } else if store.state().confirmed.is_none() {
+        if store.state().pending.is_none() && store.state().confirmed.is_none() {
             rx = store.resume(flash)?;
-            rx.is_some()
-        } else {
-            false
-        };
+            if let Some(r) = rx.as_ref().filter(|r| r.is_complete()) {
+                if r.transfer_id() != Some(store.state().rolled_back) {
+                    // Every frame was held and the bundle verified, but power went before the
+                    // commit.
+                    store.commit(flash, r)?;
+                }
+                // Either way nothing is left to receive: a rolled-back bundle is never used
+                // again.
+                rx = None;
+            }
+        }
+        let in_progress = store.state().pending.is_some() || rx.is_some();
         let mut rolled_back = false;
         if in_progress && store.count_boot(flash)? > cfg.max_boots {
             diag!("boot limit reached: starting over");
@@ -378,7 +384,6 @@ impl Client {
         let Some(rx) = self.rx.as_mut() else {
             return Ok(());
         };
-        let first = rx.transfer_id().is_none();
         match rx.end(flash) {
             Ok(Outcome::Complete(_)) => {
                 diag!("bundle complete: committing");
@@ -389,8 +394,9 @@ impl Client {
                 self.phase = Phase::ConfirmConnect;
             }
             Ok(Outcome::Accepted { .. }) => {
-                if first {
-                    // The request's answer: the first window is on its way.
+                if self.asked.is_empty() {
+                    // The first frame answering a request: its whole first window is on its way.
+                    // (A pull marks what it asks for, so after one this is never empty.)
                     for i in 0..cfg.window.min(rx.count()) {
                         self.asked.set(i, true);
                     }

@@ -68,6 +68,9 @@ pub struct State {
     pub boots: u16,
     /// Provisioning attempts so far (requests that started a transfer, and rollbacks).
     pub provisions: u16,
+    /// The transfer whose bundle was last rolled back (0: none): its bundle may still sit,
+    /// complete, in the receiving slot, and must not be committed again.
+    pub rolled_back: u32,
 }
 
 impl State {
@@ -85,6 +88,7 @@ impl State {
             &self.confirm_attempts.to_le_bytes(),
             &self.boots.to_le_bytes(),
             &self.provisions.to_le_bytes(),
+            &self.rolled_back.to_le_bytes(),
         ])
     }
 
@@ -93,7 +97,7 @@ impl State {
         if !crate::record::is_sealed(r) {
             return None;
         }
-        let [magic, version, confirmed, pending, s0, s1, s2, s3, t0, t1, t2, t3, a0, a1, b0, b1, p0, p1, ..] =
+        let [magic, version, confirmed, pending, s0, s1, s2, s3, t0, t1, t2, t3, a0, a1, b0, b1, p0, p1, r0, r1, r2, r3, ..] =
             *r;
         if magic != MAGIC || version != VERSION {
             return None;
@@ -106,6 +110,7 @@ impl State {
             confirm_attempts: u16::from_le_bytes([a0, a1]),
             boots: u16::from_le_bytes([b0, b1]),
             provisions: u16::from_le_bytes([p0, p1]),
+            rolled_back: u32::from_le_bytes([r0, r1, r2, r3]),
         })
     }
 }

@@ -251,6 +251,7 @@ impl Store {
         self.update(flash, |s| State {
             pending: None,
             pending_transfer: 0,
+            rolled_back: s.pending_transfer,
             confirm_attempts: 0,
             boots: 0,
             ..s

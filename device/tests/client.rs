@@ -73,8 +73,9 @@ struct FakeCloud {
 
 impl FakeCloud {
     fn new() -> Self {
-        let cert = support::pem("CERTIFICATE", 1200, 1);
-        let ca = support::pem("CERTIFICATE", 1180, 3);
+        // 24 frames at packet limit 256: six windows of four.
+        let cert = support::pem("CERTIFICATE", 1500, 1);
+        let ca = support::pem("CERTIFICATE", 1300, 3);
         let b = Bundle {
             thing_name: THING,
             certificate_id: CERT_ID,
@@ -394,6 +395,36 @@ fn a_reboot_mid_transfer_resumes_asking_only_for_missing_frames() {
 }
 
 #[test]
+fn a_transfer_complete_at_boot_is_committed_without_asking_again() {
+    // Every frame held and verified, power gone before the commit record.
+    let mut flash = fresh();
+    let mut cloud = FakeCloud::new();
+    let g = Geometry::of::<Flash>().unwrap();
+    let store = Store::open(&mut flash, g, PARTITION).unwrap();
+    let nonce = Nonce([4; 8]);
+    let mut rx = store.receive(&flash, nonce).unwrap();
+    cloud.nonce = Some(nonce);
+    cloud.tid = 100;
+    cloud.plan =
+        Some(Plan::for_bundle(cloud.bundle.len() as u32, max_chunk(256, 37).unwrap()).unwrap());
+    for i in 0..cloud.plan.unwrap().count() {
+        cloud.send_frame(i);
+        let (_, msg) = cloud.queue.pop_front().unwrap();
+        rx.feed(&mut flash, &msg).unwrap();
+        rx.end(&mut flash).unwrap();
+    }
+    assert!(rx.is_complete());
+    let log = run(&mut flash, &mut cloud, 10_000, &mut 0);
+    assert_eq!(log.outcome, Some(Ok(SlotId::A)));
+    assert_eq!(
+        (cloud.requests, cloud.pulls.len()),
+        (0, 0),
+        "nothing asked again"
+    );
+    assert_eq!(log.connects, ["new"]);
+}
+
+#[test]
 fn a_changed_transfer_on_resume_starts_over() {
     let mut flash = fresh();
     let mut cloud = FakeCloud::new();
@@ -448,6 +479,14 @@ fn reprovisioning_is_capped() {
     let g = Geometry::of::<Flash>().unwrap();
     let s = *Store::open(&mut flash, g, PARTITION).unwrap().state();
     assert_eq!((s.confirmed, s.pending), (None, None));
+    // After a reboot the last, rolled-back bundle (complete in its slot) is not used again.
+    let again = run(&mut flash, &mut cloud, 10_000, &mut 0);
+    assert_eq!(again.outcome, Some(Err(Reason::ReprovisionLimit)));
+    assert!(
+        !again.connects.iter().any(|c| c == "new"),
+        "{:?}",
+        again.connects
+    );
 }
 
 #[test]

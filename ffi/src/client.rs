@@ -15,11 +15,11 @@ use core::ffi::{c_char, CStr};
 use core::mem::{align_of, size_of};
 
 /// Bytes of storage a chunkprov_client needs; the same on every supported target.
-pub const CHUNKPROV_CLIENT_SIZE: usize = 528;
+pub const CHUNKPROV_CLIENT_SIZE: usize = 536;
 /// Alignment a chunkprov_client needs.
 pub const CHUNKPROV_CLIENT_ALIGN: usize = 8;
 /// CHUNKPROV_CLIENT_SIZE in 64-bit words.
-pub const CHUNKPROV_CLIENT_WORDS: usize = 66;
+pub const CHUNKPROV_CLIENT_WORDS: usize = 67;
 
 /// Storage for the provisioning client (its reassembler and store included). Allocate it
 /// anywhere, start it with chunkprov_client_start(), touch it only through chunkprov functions.
