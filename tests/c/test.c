@@ -8,6 +8,8 @@
 #include <stdio.h>
 
 static jmp_buf test_jump;
+/* Where a failure jumps: the runner's test_jump, or the innermost test_try. */
+static jmp_buf *jump_to = &test_jump;
 static char context[160];
 
 void test_context(const char *fmt, ...)
@@ -30,7 +32,21 @@ void test_fail(const char *file, int line, const char *fmt, ...)
         printf("    while: %s\n", context);
     }
     fflush(stdout);
-    longjmp(test_jump, 1);
+    longjmp(*jump_to, 1);
+}
+
+bool test_try(void (*fn)(void *), void *arg)
+{
+    jmp_buf here;
+    jmp_buf *outer = jump_to; /* not modified after setjmp: keeps its value */
+    jump_to = &here;
+    if (setjmp(here) == 0) {
+        fn(arg);
+        jump_to = outer;
+        return true;
+    }
+    jump_to = outer;
+    return false;
 }
 
 int test_run(const char *suite, const test_case *cases, size_t n)
@@ -44,6 +60,7 @@ int test_run(const char *suite, const test_case *cases, size_t n)
     printf("%s: %lu cases\n", suite, (unsigned long)n);
     for (i = 0; i < n; i++) {
         context[0] = '\0';
+        jump_to = &test_jump;
         if (setjmp(test_jump) == 0) {
             cases[i].fn();
             passed++;

@@ -8,6 +8,7 @@
 #ifndef CHUNKPROV_TEST_TEST_H
 #define CHUNKPROV_TEST_TEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,7 +34,13 @@ int test_run(const char *suite, const test_case *cases, size_t n);
  * printf-style, replaces the previous context. */
 void test_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Fails the current case. */
+/* Runs fn(arg) as a sub-case: a failed CHECK inside it prints as usual but
+ * ends only fn, and test_try returns false (true if fn returned). Lets a
+ * sweep count its failures and go on. Nests; never call it (or CHECK) from a
+ * library callback: the jump must not cross the library's frames. */
+bool test_try(void (*fn)(void *), void *arg);
+
+/* Fails the current case (or the innermost test_try). */
 __attribute__((noreturn, format(printf, 3, 4))) void test_fail(const char *file, int line,
                                                                const char *fmt, ...);
 
