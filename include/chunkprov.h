@@ -239,6 +239,41 @@ typedef enum chunkprov_give_up {
 } chunkprov_give_up;
 
 /**
+ * What a message did (chunkprov_client_message_end()), for logs and progress displays. The
+ * client acts on it by itself.
+ */
+typedef enum chunkprov_notice_kind {
+  /**
+   * Not a message for the client (or a stale one).
+   */
+  CHUNKPROV_NOTICE_KIND_IGNORED = 0,
+  /**
+   * Frame `index` is now held (`held` of `count`).
+   */
+  CHUNKPROV_NOTICE_KIND_FRAME_HELD = 1,
+  /**
+   * Frame `index` was already held.
+   */
+  CHUNKPROV_NOTICE_KIND_FRAME_DUPLICATE = 2,
+  /**
+   * A frame was rejected with `code` (`index` if `has_index`); it will be asked for again.
+   */
+  CHUNKPROV_NOTICE_KIND_FRAME_REJECTED = 3,
+  /**
+   * The last frame completed the bundle: verified and committed, pending confirmation.
+   */
+  CHUNKPROV_NOTICE_KIND_COMMITTED = 4,
+  /**
+   * The cloud rejected the request or pull with `code`.
+   */
+  CHUNKPROV_NOTICE_KIND_REJECTED = 5,
+  /**
+   * The confirmation's answer arrived: the new credentials are confirmed.
+   */
+  CHUNKPROV_NOTICE_KIND_CONFIRMED = 6,
+} chunkprov_notice_kind;
+
+/**
  * Storage for the provisioning client (its reassembler and store included). Allocate it
  * anywhere, start it with chunkprov_client_start(), touch it only through chunkprov functions.
  * It holds no pointers.
@@ -470,6 +505,36 @@ typedef struct chunkprov_action {
 } chunkprov_action;
 
 /**
+ * A notice; fields not named by its kind are 0.
+ */
+typedef struct chunkprov_notice {
+  /**
+   * What happened.
+   */
+  enum chunkprov_notice_kind kind;
+  /**
+   * The frame's index.
+   */
+  uint16_t index;
+  /**
+   * Whether `index` is known (FRAME_REJECTED before the header was read: not).
+   */
+  bool has_index;
+  /**
+   * Frames held.
+   */
+  uint16_t held;
+  /**
+   * Frames in the transfer.
+   */
+  uint16_t count;
+  /**
+   * A protocol rejection code (FRAME_REJECTED: 64–127; REJECTED: 1–63).
+   */
+  uint16_t code;
+} chunkprov_notice;
+
+/**
  * Storage for one reassembler. Allocate it anywhere (static, stack, inside your own struct),
  * initialise it with chunkprov_reassembler_init(), and touch it only through chunkprov
  * functions. It holds no pointers, so it may be copied while no call is running, and a
@@ -588,13 +653,15 @@ enum chunkprov_status chunkprov_client_message_data(struct chunkprov_client *c,
 
 /**
  * The current message ended. A frame that completes the bundle is verified and committed here.
+ * If `notice` is not NULL it receives what the message did.
  *
  * # Safety
- * `c` started; `platform`, `cfg` valid.
+ * `c` started; `platform`, `cfg` valid; `notice` NULL or writable.
  */
 enum chunkprov_status chunkprov_client_message_end(struct chunkprov_client *c,
                                                    const struct chunkprov_platform *platform,
-                                                   const struct chunkprov_client_config *cfg);
+                                                   const struct chunkprov_client_config *cfg,
+                                                   struct chunkprov_notice *notice);
 
 /**
  * Progress of the transfer in progress: frames held and frames in it (0/0 when none).

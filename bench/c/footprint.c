@@ -63,7 +63,8 @@ int main(void) {
     chunkprov_client_subscribed(&c);
     chunkprov_client_message_begin(&c, &cfg, "chunkprov/claim-1/frame", 23);
     chunkprov_client_message_data(&c, &platform, msg, sizeof msg);
-    chunkprov_client_message_end(&c, &platform, &cfg);
+    chunkprov_notice notice;
+    chunkprov_client_message_end(&c, &platform, &cfg, &notice);
     chunkprov_client_tick(&c, 10);
     chunkprov_client_disconnected(&c, &platform, &cfg);
     return a.kind;

@@ -124,6 +124,41 @@ pub enum Action<'b> {
     GiveUp(Reason),
 }
 
+/// What a message did, from [`Client::message_end`]: for the firmware's logs and progress
+/// display. The client acts on it by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Not a message for the client (or a stale one).
+    Ignored,
+    /// A frame is now held.
+    FrameHeld {
+        /// Its index.
+        index: u16,
+        /// Frames held.
+        held: u16,
+        /// Frames in the transfer.
+        count: u16,
+    },
+    /// A frame that was already held.
+    FrameDuplicate {
+        /// Its index.
+        index: u16,
+    },
+    /// A frame was rejected; it will be asked for again.
+    FrameRejected {
+        /// Its index, if its header was read.
+        index: Option<u16>,
+        /// Why.
+        code: RejectCode,
+    },
+    /// The last frame completed the bundle: verified and committed (pending confirmation).
+    Committed,
+    /// The cloud rejected the request or pull with this code.
+    Rejected(u16),
+    /// The confirmation's answer arrived: the new credentials are confirmed.
+    Confirmed,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum Phase {
@@ -296,6 +331,9 @@ impl Client {
             Phase::ConfirmSubscribe | Phase::ConfirmPublish | Phase::ConfirmAwait => {
                 self.confirm_failed(flash, cfg)
             }
+            Phase::AwaitSubscribe if self.next == Phase::ConfirmPublish => {
+                self.confirm_failed(flash, cfg)
+            }
             Phase::AwaitConnect if self.next == Phase::ConfirmSubscribe => {
                 self.confirm_failed(flash, cfg)
             }
@@ -366,13 +404,13 @@ impl Client {
         &mut self,
         flash: &mut F,
         cfg: &Config<'_>,
-    ) -> Result<(), Error<F::Error>> {
+    ) -> Result<Notice, Error<F::Error>> {
         let incoming = core::mem::replace(&mut self.incoming, Incoming::None);
         match incoming {
             Incoming::Frame => self.frame_end(flash, cfg),
             Incoming::Rejected => self.rejected(flash, cfg),
-            Incoming::Accepted => self.accepted(flash, cfg),
-            Incoming::None | Incoming::Ignored => Ok(()),
+            Incoming::Accepted => self.accepted(flash),
+            Incoming::None | Incoming::Ignored => Ok(Notice::Ignored),
         }
     }
 
@@ -380,9 +418,9 @@ impl Client {
         &mut self,
         flash: &mut F,
         cfg: &Config<'_>,
-    ) -> Result<(), Error<F::Error>> {
+    ) -> Result<Notice, Error<F::Error>> {
         let Some(rx) = self.rx.as_mut() else {
-            return Ok(());
+            return Ok(Notice::Ignored);
         };
         match rx.end(flash) {
             Ok(Outcome::Complete(_)) => {
@@ -392,12 +430,14 @@ impl Client {
                 self.retries = 0;
                 self.wait = cfg.timeout_ms;
                 self.phase = Phase::ConfirmConnect;
+                Ok(Notice::Committed)
             }
-            Ok(Outcome::Accepted { .. }) => {
+            Ok(Outcome::Accepted { index }) => {
+                let (held, count) = (rx.held(), rx.count());
                 if self.asked.is_empty() {
                     // The first frame answering a request: its whole first window is on its way.
                     // (A pull marks what it asks for, so after one this is never empty.)
-                    for i in 0..cfg.window.min(rx.count()) {
+                    for i in 0..cfg.window.min(count) {
                         self.asked.set(i, true);
                     }
                 }
@@ -407,68 +447,72 @@ impl Client {
                 if self.outstanding().is_none() && self.phase == Phase::Receive {
                     self.phase = Phase::Pull;
                 }
+                Ok(Notice::FrameHeld { index, held, count })
             }
-            Ok(Outcome::Duplicate { .. }) => {}
-            Err(Error::Flash(e)) => return Err(Error::Flash(e)),
-            Err(Error::Rejected(RejectCode::FlashMismatch)) if self.phase == Phase::Receive => {
-                // A page was repaired: ask for its frames now.
-                self.phase = Phase::Pull;
+            Ok(Outcome::Duplicate { index }) => Ok(Notice::FrameDuplicate { index }),
+            Err(Error::Flash(e)) => Err(Error::Flash(e)),
+            Err(e) => {
+                let index = rx.last_index();
+                let code = match e {
+                    Error::Rejected(code) => code,
+                    _ => RejectCode::FrameTruncated,
+                };
+                if code == RejectCode::FlashMismatch && self.phase == Phase::Receive {
+                    // A page was repaired: ask for its frames now.
+                    self.phase = Phase::Pull;
+                }
+                Ok(Notice::FrameRejected { index, code })
             }
-            Err(_) => {}
         }
-        Ok(())
     }
 
     fn rejected<F: NorFlash>(
         &mut self,
         flash: &mut F,
         cfg: &Config<'_>,
-    ) -> Result<(), Error<F::Error>> {
+    ) -> Result<Notice, Error<F::Error>> {
         let Ok(r) = Rejection::decode(self.small.get(..usize::from(self.small_len)).unwrap_or(&[]))
         else {
-            return Ok(());
+            return Ok(Notice::Ignored);
         };
         if r.nonce.is_some_and(|n| n != self.nonce) {
-            return Ok(());
+            return Ok(Notice::Ignored);
         }
-        diag!("rejected: code {=u16}", r.code);
-        match r.known_code() {
+        let code = r.code;
+        diag!("rejected: code {=u16}", code);
+        match RejectCode::from_u16(code) {
             Some(code) if code.retryable() => self.backoff(cfg, Phase::Request),
             Some(RejectCode::UnknownTransfer) | Some(RejectCode::FrameIndexInvalid) => {
                 // The cloud no longer has this transfer: start over.
                 self.new_request(flash, cfg)?;
             }
-            _ => self.give_up(Reason::Rejected(r.code)),
+            _ => self.give_up(Reason::Rejected(code)),
         }
-        Ok(())
+        Ok(Notice::Rejected(code))
     }
 
-    fn accepted<F: NorFlash>(
-        &mut self,
-        flash: &mut F,
-        cfg: &Config<'_>,
-    ) -> Result<(), Error<F::Error>> {
+    fn accepted<F: NorFlash>(&mut self, flash: &mut F) -> Result<Notice, Error<F::Error>> {
         if self.phase != Phase::ConfirmAwait {
-            return Ok(());
+            return Ok(Notice::Ignored);
         }
-        let Ok(a) =
-            ConfirmAccepted::decode(self.small.get(..usize::from(self.small_len)).unwrap_or(&[]))
-        else {
-            return Ok(());
+        let small = self.small.get(..usize::from(self.small_len)).unwrap_or(&[]);
+        let Ok(a) = ConfirmAccepted::decode(small) else {
+            return Ok(Notice::Ignored);
         };
         let s = *self.store.state();
-        let Some(slot) = s.pending else { return Ok(()) };
+        let Some(slot) = s.pending else {
+            return Ok(Notice::Ignored);
+        };
         let creds = self.credentials(flash, slot)?;
         let mut id = [0u8; MAX_CERTIFICATE_ID_LEN];
         let id = read_span(flash, creds.layout.certificate_id, &mut id)?;
         if a.transfer_id != s.pending_transfer || a.certificate_id.as_bytes() != id {
-            return Ok(());
+            return Ok(Notice::Ignored);
         }
         diag!("confirmed");
         self.store.confirm(flash)?;
-        let _ = cfg;
         self.phase = Phase::Done;
-        Ok(())
+        Ok(Notice::Confirmed)
     }
 
     /// Frames asked for and not held yet; `None` when every frame asked for is held.
@@ -610,8 +654,10 @@ impl Client {
                                 continue;
                             }
                             _ => {
-                                // The firmware reports connections and subscriptions; waiting on.
-                                self.deadline = self.now.wrapping_add(cfg.timeout_ms);
+                                // No CONNACK or SUBACK in time: as good as a lost connection.
+                                diag!("no answer from the broker");
+                                self.disconnected(flash, cfg)?;
+                                continue;
                             }
                         }
                     }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use chunkprov_device::client::{Action, Client, Config, Identity, Reason, CLIENT_SIZE};
+use chunkprov_device::client::{Action, Client, Config, Identity, Notice, Reason, CLIENT_SIZE};
 use chunkprov_device::journal::SlotId;
 use chunkprov_device::protocol::bundle::{self, Bundle};
 use chunkprov_device::protocol::chunking::{max_chunk, Plan};
@@ -223,6 +223,7 @@ struct Log {
     published: u32,
     delivered: u32,
     outcome: Option<Result<SlotId, Reason>>,
+    notices: Vec<Notice>,
 }
 
 /// Runs the device until it is done, gives up, or `steps` actions pass (a power cut).
@@ -298,7 +299,7 @@ fn run(flash: &mut Flash, cloud: &mut FakeCloud, steps: usize, refuse_new: &mut 
                     for piece in msg.chunks(37) {
                         client.message_data(flash, piece).unwrap();
                     }
-                    client.message_end(flash, &cfg).unwrap();
+                    log.notices.push(client.message_end(flash, &cfg).unwrap());
                 }
                 None => client.tick(ms.max(1)),
             },
@@ -341,6 +342,26 @@ fn provisions_and_confirms_with_the_fewest_messages() {
         CLIENT_SIZE, count, windows, log.published, log.delivered
     );
     assert_eq!(log.connects, ["claim", "new"]);
+    // What the firmware was told, message by message.
+    let held = log
+        .notices
+        .iter()
+        .filter(|n| matches!(n, Notice::FrameHeld { .. }))
+        .count() as u32;
+    assert_eq!(
+        held,
+        count - 1,
+        "every frame but the last is reported held; the last commits"
+    );
+    assert_eq!(
+        log.notices
+            .iter()
+            .filter(|n| **n == Notice::Committed)
+            .count(),
+        1
+    );
+    assert_eq!(log.notices.last(), Some(&Notice::Confirmed));
+    assert!(log.notices.contains(&Notice::FrameDuplicate { index: 0 }));
     // Done again after a reboot, without touching the network.
     let again = run(&mut flash, &mut FakeCloud::new(), 10, &mut 0);
     assert_eq!(
@@ -437,6 +458,32 @@ fn a_changed_transfer_on_resume_starts_over() {
     let log = run(&mut flash, &mut cloud, 10_000, &mut 0);
     assert_eq!(log.outcome, Some(Ok(SlotId::A)));
     assert_eq!((cloud.requests, cloud.tid), (2, 101));
+}
+
+#[test]
+fn a_broker_that_never_answers_is_given_up_on_and_tried_again() {
+    let mut flash = fresh();
+    let cfg = config();
+    let g = Geometry::of::<Flash>().unwrap();
+    let store = Store::open(&mut flash, g, PARTITION).unwrap();
+    let mut client = Client::start(&mut flash, store, &cfg).unwrap();
+    let mut out = vec![0u8; 2048];
+    let mut random = |b: &mut [u8]| b.fill(1);
+    let mut connects = 0;
+    for _ in 0..100 {
+        match client
+            .poll(&mut flash, &cfg, &mut random, &mut out)
+            .unwrap()
+        {
+            Action::Connect(Identity::Claim) => connects += 1, // no CONNACK ever comes
+            Action::Wait(ms) => client.tick(ms.max(1)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        connects > 3,
+        "the client asks to connect again after each timeout"
+    );
 }
 
 #[test]

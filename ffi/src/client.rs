@@ -6,7 +6,7 @@ use crate::log::log;
 use crate::opaque::{self, Tagged};
 use crate::reassembler::{chunkprov_credentials, chunkprov_span};
 use crate::status::chunkprov_status;
-use chunkprov_device::client::{Action, Client, Config, Credentials, Identity, Reason};
+use chunkprov_device::client::{Action, Client, Config, Credentials, Identity, Notice, Reason};
 use chunkprov_device::journal::SlotId;
 use chunkprov_device::protocol::bundle::Span;
 use chunkprov_device::reassembler::Error;
@@ -114,6 +114,98 @@ pub enum chunkprov_give_up {
     Config = 3,
     /// Flash failed.
     Flash = 4,
+}
+
+/// What a message did (chunkprov_client_message_end()), for logs and progress displays. The
+/// client acts on it by itself.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum chunkprov_notice_kind {
+    /// Not a message for the client (or a stale one).
+    Ignored = 0,
+    /// Frame `index` is now held (`held` of `count`).
+    FrameHeld = 1,
+    /// Frame `index` was already held.
+    FrameDuplicate = 2,
+    /// A frame was rejected with `code` (`index` if `has_index`); it will be asked for again.
+    FrameRejected = 3,
+    /// The last frame completed the bundle: verified and committed, pending confirmation.
+    Committed = 4,
+    /// The cloud rejected the request or pull with `code`.
+    Rejected = 5,
+    /// The confirmation's answer arrived: the new credentials are confirmed.
+    Confirmed = 6,
+}
+
+/// A notice; fields not named by its kind are 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct chunkprov_notice {
+    /// What happened.
+    pub kind: chunkprov_notice_kind,
+    /// The frame's index.
+    pub index: u16,
+    /// Whether `index` is known (FRAME_REJECTED before the header was read: not).
+    pub has_index: bool,
+    /// Frames held.
+    pub held: u16,
+    /// Frames in the transfer.
+    pub count: u16,
+    /// A protocol rejection code (FRAME_REJECTED: 64–127; REJECTED: 1–63).
+    pub code: u16,
+}
+
+impl From<Notice> for chunkprov_notice {
+    fn from(n: Notice) -> Self {
+        let mut c = chunkprov_notice {
+            kind: chunkprov_notice_kind::Ignored,
+            index: 0,
+            has_index: false,
+            held: 0,
+            count: 0,
+            code: 0,
+        };
+        match n {
+            Notice::Ignored => {}
+            Notice::FrameHeld { index, held, count } => {
+                c = chunkprov_notice {
+                    kind: chunkprov_notice_kind::FrameHeld,
+                    index,
+                    has_index: true,
+                    held,
+                    count,
+                    ..c
+                }
+            }
+            Notice::FrameDuplicate { index } => {
+                c = chunkprov_notice {
+                    kind: chunkprov_notice_kind::FrameDuplicate,
+                    index,
+                    has_index: true,
+                    ..c
+                }
+            }
+            Notice::FrameRejected { index, code } => {
+                c = chunkprov_notice {
+                    kind: chunkprov_notice_kind::FrameRejected,
+                    index: index.unwrap_or(0),
+                    has_index: index.is_some(),
+                    code: code as u16,
+                    ..c
+                }
+            }
+            Notice::Committed => c.kind = chunkprov_notice_kind::Committed,
+            Notice::Rejected(code) => {
+                c = chunkprov_notice {
+                    kind: chunkprov_notice_kind::Rejected,
+                    code,
+                    ..c
+                }
+            }
+            Notice::Confirmed => c.kind = chunkprov_notice_kind::Confirmed,
+        }
+        c
+    }
 }
 
 /// One action. Pointers point into the buffer given to chunkprov_client_poll() and are valid
@@ -554,14 +646,16 @@ pub unsafe extern "C" fn chunkprov_client_message_data(
 }
 
 /// The current message ended. A frame that completes the bundle is verified and committed here.
+/// If `notice` is not NULL it receives what the message did.
 ///
 /// # Safety
-/// `c` started; `platform`, `cfg` valid.
+/// `c` started; `platform`, `cfg` valid; `notice` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn chunkprov_client_message_end(
     c: *mut chunkprov_client,
     platform: *const chunkprov_platform,
     cfg: *const chunkprov_client_config,
+    notice: *mut chunkprov_notice,
 ) -> chunkprov_status {
     // SAFETY: per the contract.
     let client = tri!(unsafe { state(c) });
@@ -570,7 +664,28 @@ pub unsafe extern "C" fn chunkprov_client_message_end(
     // SAFETY: per the contract.
     let (config, _) = tri!(unsafe { config(cfg) });
     match client.message_end(&mut flash, &config) {
-        Ok(()) => chunkprov_status::Ok,
+        Ok(n) => {
+            match n {
+                Notice::FrameRejected { code, .. } => {
+                    log!(flash.platform, Warn, "frame rejected: ", code.name())
+                }
+                Notice::Committed => log!(
+                    flash.platform,
+                    Info,
+                    "bundle complete, verified and committed"
+                ),
+                Notice::Rejected(code) => {
+                    log!(flash.platform, Warn, "rejected by the cloud: code ", code)
+                }
+                Notice::Confirmed => log!(flash.platform, Info, "new credentials confirmed"),
+                _ => {}
+            }
+            // SAFETY: NULL or writable per the contract.
+            if let Some(out) = unsafe { notice.as_mut() } {
+                *out = n.into();
+            }
+            chunkprov_status::Ok
+        }
         Err(e) => flash_status(flash.platform, e),
     }
 }

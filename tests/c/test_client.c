@@ -626,6 +626,8 @@ typedef struct run {
     uint32_t arm_kinds, arm_nth;
     /* Make the flash write of the next refused connection's attempt fail. */
     bool fail_refusal_write;
+    /* Notices from chunkprov_client_message_end(), by kind. */
+    uint32_t notices[8];
 } run;
 
 static void run_init(run *r) { memset(r, 0, sizeof *r); }
@@ -662,8 +664,18 @@ static chunkprov_status deliver(run *r, const cloud_msg *m)
         uint32_t n = m->len - at < PIECE ? m->len - at : PIECE;
         TRY(r, chunkprov_client_message_data(&client, &platform, m->payload + at, n));
     }
-    TRY(r, chunkprov_client_message_end(&client, &platform, &cfg));
+    chunkprov_notice notice;
+    memset(&notice, 0xEE, sizeof notice);
+    TRY(r, chunkprov_client_message_end(&client, &platform, &cfg, &notice));
+    if ((unsigned)notice.kind < sizeof r->notices / sizeof r->notices[0]) {
+        r->notices[notice.kind]++;
+    }
     progress(&held, &count);
+    if (notice.kind == CHUNKPROV_NOTICE_KIND_FRAME_HELD) {
+        CHECK_EQ(notice.held, held);
+        CHECK_EQ(notice.count, count);
+        CHECK(notice.has_index && (int32_t)notice.index == m->frame);
+    }
     if (m->frame >= 0 && count == 0 && held_before > 0) {
         r->ops_at_complete = sim.counts.writes + sim.counts.erases;
     }
@@ -806,6 +818,11 @@ static void happy_path_csr_mode(void)
     CHECK_EQ(cloud.confirmations, 1);
     CHECK_EQ(cloud.undeliverable, 0);
     CHECK(strcmp(r.connects, "cn") == 0);
+    /* What message_end told the firmware: every frame but the last held, one commit, one
+     * confirmation. */
+    CHECK_EQ(r.notices[CHUNKPROV_NOTICE_KIND_FRAME_HELD], count - 1);
+    CHECK_EQ(r.notices[CHUNKPROV_NOTICE_KIND_COMMITTED], 1);
+    CHECK_EQ(r.notices[CHUNKPROV_NOTICE_KIND_CONFIRMED], 1);
     CHECK_EQ(r.end.credentials.private_key.len, 0);
     CHECK(r.end.credentials.server_ca.len > 0);
     /* Every frame after the first window was pulled. */
@@ -1216,7 +1233,7 @@ static void null_arguments_and_unstarted_client(void)
                  CHUNKPROV_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(chunkprov_client_message_data(NULL, &platform, &byte, 1),
                  CHUNKPROV_STATUS_NULL_ARGUMENT);
-    CHECK_STATUS(chunkprov_client_message_end(NULL, &platform, &cfg),
+    CHECK_STATUS(chunkprov_client_message_end(NULL, &platform, &cfg, NULL),
                  CHUNKPROV_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(chunkprov_client_progress(NULL, &h, &n), CHUNKPROV_STATUS_NULL_ARGUMENT);
 
@@ -1233,7 +1250,7 @@ static void null_arguments_and_unstarted_client(void)
                  CHUNKPROV_STATUS_NOT_INITIALIZED);
     CHECK_STATUS(chunkprov_client_message_data(&zeroed, &platform, &byte, 1),
                  CHUNKPROV_STATUS_NOT_INITIALIZED);
-    CHECK_STATUS(chunkprov_client_message_end(&zeroed, &platform, &cfg),
+    CHECK_STATUS(chunkprov_client_message_end(&zeroed, &platform, &cfg, NULL),
                  CHUNKPROV_STATUS_NOT_INITIALIZED);
     CHECK_STATUS(chunkprov_client_progress(&zeroed, &h, &n), CHUNKPROV_STATUS_NOT_INITIALIZED);
     /* Nothing was written. */
@@ -1321,9 +1338,9 @@ static void null_arguments_and_unstarted_client(void)
                  CHUNKPROV_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(chunkprov_client_message_data(&client, &platform, NULL, 0),
                  CHUNKPROV_STATUS_OK);
-    CHECK_STATUS(chunkprov_client_message_end(&client, NULL, &cfg),
+    CHECK_STATUS(chunkprov_client_message_end(&client, NULL, &cfg, NULL),
                  CHUNKPROV_STATUS_NULL_ARGUMENT);
-    CHECK_STATUS(chunkprov_client_message_end(&client, &platform, NULL),
+    CHECK_STATUS(chunkprov_client_message_end(&client, &platform, NULL, NULL),
                  CHUNKPROV_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(chunkprov_client_progress(&client, NULL, NULL), CHUNKPROV_STATUS_OK);
 
