@@ -4,7 +4,7 @@
 # Cortex-M33 targets, rustfmt and clippy, and cbindgen.
 set -euo pipefail
 
-apt_pkgs=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake ninja-build)
+apt_pkgs=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake ninja-build mosquitto)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

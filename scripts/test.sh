@@ -36,4 +36,9 @@ fi
 step "C tests: host (ASan + UBSan) and Cortex-M33 under QEMU (soft and hard float)"
 bash tests/c/run.sh
 
+step "devkit: local CA, Mosquitto with the claim and device ACLs, device simulator (real broker)"
+cargo fmt --manifest-path devkit/Cargo.toml -- --check
+cargo clippy --manifest-path devkit/Cargo.toml --all-targets -- -D warnings
+cargo test --manifest-path devkit/Cargo.toml
+
 step "all checks passed"
