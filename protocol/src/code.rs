@@ -88,6 +88,9 @@ codes! {
     Throttled = 21, true;
     /// The cloud failed for a reason of its own; retry with backoff.
     Internal = 22, true;
+    /// The thing name derived from the serial is not a valid AWS IoT thing name, or a
+    /// confirmation arrived under a client id that is not a thing name the deployment derives.
+    ThingNameInvalid = 23, false;
 
     /// The frame is not CBOR of the frame's shape.
     FrameMalformed = 64, false;
