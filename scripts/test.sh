@@ -5,6 +5,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s\n' "$*"; }
 
+# Everything is also logged, to count the tests that ran for the closing line.
+log=$(mktemp)
+fresh=$(mktemp)
+trap 'rm -f "$log" "$fresh"' EXIT
+exec > >(tee "$log") 2>&1
+
 step "setup"
 bash scripts/setup.sh
 
@@ -24,8 +30,6 @@ cargo build -p chunkprov-ffi --target thumbv8m.main-none-eabi
 cargo build -p chunkprov-ffi --target thumbv8m.main-none-eabihf
 
 step "include/chunkprov.h is what cbindgen generates"
-fresh=$(mktemp)
-trap 'rm -f "$fresh"' EXIT
 cbindgen --quiet --config ffi/cbindgen.toml --crate chunkprov-ffi --output "$fresh" ffi
 if ! diff -u include/chunkprov.h "$fresh"; then
     echo "include/chunkprov.h is stale: regenerate it with" >&2
@@ -41,4 +45,7 @@ cargo fmt --manifest-path devkit/Cargo.toml -- --check
 cargo clippy --manifest-path devkit/Cargo.toml --all-targets -- -D warnings
 cargo test --manifest-path devkit/Cargo.toml
 
+rust=$(grep -hoE '^test result: ok\. [0-9]+ passed' "$log" | awk '{n += $4} END {print n + 0}')
+c=$(grep -hoE '^PASS +[a-z]+: 100% tests passed, 0 tests failed out of [0-9]+' "$log" | awk '{n += $NF} END {print n + 0}')
 step "all checks passed"
+echo "checks: $((rust + c)) passed, 0 failed"
