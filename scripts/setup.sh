@@ -25,3 +25,15 @@ if ! cbindgen --version 2>/dev/null | grep -q "$cbindgen_version"; then
     echo "setup: installing cbindgen $cbindgen_version"
     cargo install --locked --quiet cbindgen --version "$cbindgen_version"
 fi
+
+# cloud: moto_server (the Lambda's AWS tests start it themselves) and cfn-lint (the deployment
+# template), from PyPI.
+py_pkgs=()
+command -v moto_server >/dev/null 2>&1 || py_pkgs+=("moto[server]>=5.1,<6")
+command -v cfn-lint >/dev/null 2>&1 || py_pkgs+=("cfn-lint>=1,<2")
+if ((${#py_pkgs[@]})); then
+    echo "setup: installing ${py_pkgs[*]}"
+    python3 -m pip install --quiet "${py_pkgs[@]}" \
+        || python3 -m pip install --quiet --break-system-packages "${py_pkgs[@]}"
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi

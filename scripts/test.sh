@@ -45,6 +45,9 @@ cargo fmt --manifest-path devkit/Cargo.toml -- --check
 cargo clippy --manifest-path devkit/Cargo.toml --all-targets -- -D warnings
 cargo test --manifest-path devkit/Cargo.toml
 
+step "cloud: deployment template (cfn-lint; the Lambda's moto-backed tests ran with cargo test)"
+cfn-lint deploy/template.yaml
+
 rust=$(grep -hoE '^test result: ok\. [0-9]+ passed' "$log" | awk '{n += $4} END {print n + 0}')
 c=$(grep -hoE '^PASS +[a-z]+: 100% tests passed, 0 tests failed out of [0-9]+' "$log" | awk '{n += $NF} END {print n + 0}')
 step "all checks passed"
