@@ -49,6 +49,8 @@ async fn main() -> Result<(), Error> {
         clock: system_clock(),
     };
     let env = &env;
+    // The benchmark times start-up to this line (a proxy for AWS's Init Duration).
+    tracing::info!("initialized: waiting for invocations");
     lambda_runtime::run(service_fn(
         move |ev: LambdaEvent<serde_json::Value>| async move {
             let deadline_ms = ev.context.deadline;
