@@ -503,9 +503,9 @@ impl Client {
         let Some(slot) = s.pending else {
             return Ok(Notice::Ignored);
         };
-        let creds = self.credentials(flash, slot)?;
+        let layout = self.store.layout(flash, slot)?;
         let mut id = [0u8; MAX_CERTIFICATE_ID_LEN];
-        let id = read_span(flash, creds.layout.certificate_id, &mut id)?;
+        let id = read_span(flash, layout.certificate_id, &mut id)?;
         if a.transfer_id != s.pending_transfer || a.certificate_id.as_bytes() != id {
             return Ok(Notice::Ignored);
         }
@@ -851,8 +851,8 @@ impl Client {
                 let Some(slot) = s.pending else {
                     return Ok(Action::Wait(0));
                 };
-                let creds = self.credentials(flash, slot)?;
-                let id = read_span(flash, creds.layout.certificate_id, &mut id_buf)?;
+                let layout = self.store.layout(flash, slot)?;
+                let id = read_span(flash, layout.certificate_id, &mut id_buf)?;
                 let id = core::str::from_utf8(id).unwrap_or("");
                 Confirmation {
                     transfer_id: s.pending_transfer,
@@ -882,8 +882,8 @@ impl Client {
         let Some(slot) = slot else {
             return Ok((buf, 0));
         };
-        let creds = self.credentials(flash, slot)?;
-        let len = read_span(flash, creds.layout.thing_name, &mut buf)?.len();
+        let layout = self.store.layout(flash, slot)?;
+        let len = read_span(flash, layout.thing_name, &mut buf)?.len();
         Ok((buf, len))
     }
 }

@@ -673,22 +673,31 @@ impl Reassembler {
         let Some(t) = self.transfer else {
             return Err(Error::Rejected(RejectCode::BundleInvalid));
         };
-        let base = self.slot.offset;
-        let layout = bundle::locate(t.bundle_len, |offset, buf| flash.read(base + offset, buf))
-            .map_err(|e| match e {
-                LocateError::Invalid => Error::Rejected(RejectCode::BundleInvalid),
-                LocateError::Read(e) => Error::Flash(e),
-            })?;
-        let abs = |s: Span| Span {
-            offset: s.offset + base,
-            len: s.len,
-        };
-        Ok(Layout {
-            thing_name: abs(layout.thing_name),
-            certificate_id: abs(layout.certificate_id),
-            certificate: abs(layout.certificate),
-            private_key: layout.private_key.map(abs),
-            server_ca: layout.server_ca.map(abs),
-        })
+        locate_at(flash, self.slot.offset, t.bundle_len)
     }
+}
+
+/// Where the items of the bundle of `len` bytes at flash offset `base` lie, as absolute flash
+/// offsets. Reads item heads only; checks the bundle's shape, not its digest.
+pub(crate) fn locate_at<F: NorFlash>(
+    flash: &mut F,
+    base: u32,
+    len: u32,
+) -> Result<Layout, Error<F::Error>> {
+    let layout =
+        bundle::locate(len, |offset, buf| flash.read(base + offset, buf)).map_err(|e| match e {
+            LocateError::Invalid => Error::Rejected(RejectCode::BundleInvalid),
+            LocateError::Read(e) => Error::Flash(e),
+        })?;
+    let abs = |s: Span| Span {
+        offset: s.offset + base,
+        len: s.len,
+    };
+    Ok(Layout {
+        thing_name: abs(layout.thing_name),
+        certificate_id: abs(layout.certificate_id),
+        certificate: abs(layout.certificate),
+        private_key: layout.private_key.map(abs),
+        server_ca: layout.server_ca.map(abs),
+    })
 }

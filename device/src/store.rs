@@ -181,6 +181,24 @@ impl Store {
         }
     }
 
+    /// Where each credential of the bundle in `slot` lies, without reading the whole bundle
+    /// again: for short items (thing name, certificate id) of a slot the journal names, whose
+    /// bundle was verified when it was committed (and again by [`Store::open`] while pending).
+    pub fn layout<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        slot: SlotId,
+    ) -> Result<Layout, Error<F::Error>> {
+        let (header, data) = self.regions.slot(slot);
+        let record = header.read_record(flash).map_err(Error::Flash)?;
+        match record {
+            Some(r) if r.bundle_len <= data.size => {
+                crate::reassembler::locate_at(flash, data.offset, r.bundle_len)
+            }
+            _ => Err(Error::Rejected(RejectCode::BundleInvalid)),
+        }
+    }
+
     /// Commits the complete, verified bundle of `receiver`: its slot becomes pending.
     pub fn commit<F: NorFlash>(
         &mut self,
