@@ -22,7 +22,7 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy -p chunkprov-ffi --all-targets -- -D warnings
 cargo clippy -p chunkprov-device --features defmt --target thumbv8m.main-none-eabi -- -D warnings
 
-step "Rust tests"
+step "Rust tests (the devkit's run on real Mosquitto brokers)"
 cargo test
 
 step "Cortex-M33 builds (32-bit size and alignment assertions of the C ABI)"
@@ -39,11 +39,6 @@ fi
 
 step "C tests: host (ASan + UBSan) and Cortex-M33 under QEMU (soft and hard float)"
 bash tests/c/run.sh
-
-step "devkit: local CA, Mosquitto with the claim and device ACLs, device simulator (real broker)"
-cargo fmt --manifest-path devkit/Cargo.toml -- --check
-cargo clippy --manifest-path devkit/Cargo.toml --all-targets -- -D warnings
-cargo test --manifest-path devkit/Cargo.toml
 
 step "cloud: deployment template (cfn-lint; the Lambda's moto-backed tests ran with cargo test)"
 cfn-lint deploy/template.yaml
