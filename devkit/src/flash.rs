@@ -97,7 +97,7 @@ impl FileFlash {
 
     fn check(&self, offset: u32, len: usize, align: usize) -> Result<(), FlashError> {
         let o = offset as usize;
-        if o % align != 0 || len % align != 0 {
+        if !o.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(FlashError::NotAligned);
         }
         if o + len > self.mem.len() {
