@@ -1,36 +1,75 @@
-//! chunkprov's own **emulator** of the AWS IoT control-plane operations that moto does not
-//! implement: `DescribeProvisioningTemplate` and `RegisterThing`. It is a stand-in for AWS, used
-//! by the tests and (later) the local stack; it is not AWS and does not pretend to be complete.
+//! chunkprov's own **emulator** of the AWS IoT operations the provisioning Lambda uses. It is a
+//! stand-in for AWS, for the tests and the local stack; it is not AWS and does not pretend to be
+//! complete.
 //!
-//! It answers on 127.0.0.1 in AWS IoT's REST/JSON shapes (`GET /provisioning-templates/{name}`,
-//! `POST /things`), and checks that each request is exactly what the AWS SDK sends: SigV4
-//! `Authorization` for the `iot` service, `X-Amz-Date`, a JSON body with only the members the
-//! operation defines. A request it does not understand is answered with an error, never
-//! guessed at. Errors carry `x-amzn-ErrorType` as AWS's do, so the SDK classifies them.
+//! # What it emulates
 //!
-//! RegisterThing's effects (thing, attributes, thing principal, policy attachment, certificate
-//! status) go to the emulator's [`Store`] and, with [`Emulator::with_backend`], to a control
-//! plane that holds the certificates (moto_server in the tests), so cleanup after a partial
-//! failure meets the same attachments it would in AWS.
+//! It answers on 127.0.0.1 in AWS IoT's REST/JSON shapes and checks that each request is exactly
+//! what the AWS SDK sends: SigV4 `Authorization` for the right service (`iot` for the control
+//! plane, `iotdata` for Publish), `X-Amz-Date`, only the query parameters and JSON members the
+//! operation defines. A request it does not understand is answered with an error, never guessed
+//! at; an operation it does not have answers `UnknownOperationException`. Errors carry
+//! `x-amzn-ErrorType` and AWS's status codes, so the SDK classifies them as it would AWS's.
 //!
-//! Built to grow: every operation is a route over one [`Store`], every request is recorded
-//! ([`Emulator::requests`]), and any operation can be made to fail ([`Emulator::fail`]). The
-//! local stack will add a CA that signs CSRs, the data plane and topic rules as further routes
-//! over the same store.
+//! Two modes:
+//!
+//! - [`Emulator::new`] / [`Emulator::with_backend`]: only `DescribeProvisioningTemplate` and
+//!   `RegisterThing` (what moto lacks). RegisterThing's effects go to the in-memory [`Store`]
+//!   and, with a backend, to a control plane that holds the certificates (moto_server in the
+//!   tests).
+//! - [`Emulator::open`] (native mode): the emulator itself holds certificates and things,
+//!   persisted under a directory, and serves every operation the Lambda calls:
+//!   `CreateCertificateFromCsr`, `CreateKeysAndCertificate` (through an [`Authority`]),
+//!   `DescribeCertificate`, `UpdateCertificate`, `DeleteCertificate`, `ListAttachedPolicies`,
+//!   `DetachPolicy`, `ListPrincipalThings`, `DetachThingPrincipal`, `DescribeThing`,
+//!   `DeleteThing`, `DescribeEndpoint`, `DescribeProvisioningTemplate`, `RegisterThing`, and the
+//!   iot-data `Publish`, handed to a [`Broker`]. After every change that can alter who may act as
+//!   a thing, the broker is told the whole set of [`Grant`]s.
+//!
+//! Every operation can be rate limited ([`Emulator::rate_limit`], [`Emulator::aws_rates`] with
+//! [`AWS_RATES`]), slowed ([`Emulator::latency`]), made to fail before or after its effects
+//! ([`Emulator::fail`], [`Emulator::fail_after_effects`]) and counted ([`Emulator::stats`]);
+//! requests are recorded, the newest [`RECORD_LIMIT`] of them, unless switched off
+//! ([`Emulator::record_requests`]).
+//!
+//! # What it does not emulate
+//!
+//! - No MQTT: it neither accepts device connections nor delivers messages itself. Publish goes
+//!   to the [`Broker`] (the local Mosquitto), which also enforces who may connect and publish.
+//! - No policy evaluation: policies are names only (no documents, no `CreatePolicy`; any name a
+//!   template or a call gives is accepted). The broker's ACLs, built from the grants, enforce.
+//! - No SigV4 signature verification (the header's shape is checked, not the signature), no IAM.
+//! - Only the operations listed above, and of provisioning templates only what chunkprov's
+//!   template uses (`Ref`, `AWS::IoT::Thing` / `Certificate` / `Policy` by name). Templates are
+//!   not persisted; `put_template` them after [`Emulator::open`].
+//! - No rules engine, shadows, jobs, thing types or groups, no certificate validity or CRLs.
+
+mod limits;
+mod native;
+mod provisioning;
+
+pub use limits::{OpStats, AWS_RATES};
+pub use native::{Authority, Broker, Grant};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::FromRequest;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
+use limits::{Bucket, Control};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The account id the emulator reports in ARNs.
 pub const ACCOUNT: &str = "123456789012";
+
+/// How many requests [`Emulator::requests`] keeps (the newest).
+pub const RECORD_LIMIT: usize = 10_000;
 
 /// A provisioning template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,25 +85,46 @@ pub struct Template {
 /// A request the emulator received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {
-    /// The operation it was taken for (`RegisterThing`, …) or `Unknown`.
+    /// The operation it was taken for (`RegisterThing`, …).
     pub operation: String,
-    /// Method and path.
+    /// The HTTP method.
     pub method: String,
     /// Path and query.
     pub path: String,
     /// Lower-cased header names and values.
     pub headers: BTreeMap<String, String>,
-    /// The body, parsed as JSON if it is JSON.
+    /// The body, parsed as JSON if it is JSON (else `Null`).
     pub body: Value,
 }
 
 /// What a thing looks like in the emulator.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Thing {
-    /// Attributes from the template's `AttributePayload`.
+    /// Attributes (from the template's `AttributePayload`).
     pub attributes: BTreeMap<String, String>,
     /// Attached principals (certificate ARNs).
     pub principals: BTreeSet<String>,
+    /// The thing's version (1 when created, +1 when its attributes change).
+    pub version: u64,
+    /// The thing's id (a UUID).
+    pub thing_id: String,
+}
+
+/// A certificate held by the emulator (native mode).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Certificate {
+    /// `arn:aws:iot:<region>:123456789012:cert/<id>`.
+    pub arn: String,
+    /// The certificate, PEM, as the [`Authority`] issued it.
+    pub pem: String,
+    /// `ACTIVE`, `INACTIVE` or `REVOKED`.
+    pub status: String,
+    /// Creation time, seconds since the epoch.
+    pub created: f64,
+    /// Last change, seconds since the epoch.
+    pub last_modified: f64,
+    /// 1 when created, +1 on every status change.
+    pub customer_version: u64,
 }
 
 /// A failure to inject.
@@ -83,12 +143,14 @@ pub struct Store {
     pub templates: BTreeMap<String, Template>,
     /// Things by name.
     pub things: BTreeMap<String, Thing>,
-    /// (policy name, principal ARN) attachments made by templates.
+    /// (policy name, principal ARN) attachments.
     pub policy_attachments: BTreeSet<(String, String)>,
     /// Certificate ids a template asked to be set to a status (id → status).
     pub certificate_status: BTreeMap<String, String>,
-    /// Every request, in order.
-    pub requests: Vec<Recorded>,
+    /// Certificates by id (native mode).
+    pub certificates: BTreeMap<String, Certificate>,
+    /// The newest [`RECORD_LIMIT`] requests, in order.
+    pub requests: VecDeque<Recorded>,
     /// Injected failures by operation.
     pub faults: HashMap<String, VecDeque<Fault>>,
     /// Injected failures returned after the operation took effect (a lost response).
@@ -98,8 +160,10 @@ pub struct Store {
 /// The emulator: cheap to clone, all clones share one [`Store`].
 #[derive(Clone, Default)]
 pub struct Emulator {
-    store: Arc<Mutex<Store>>,
-    backend: Option<aws_sdk_iot::Client>,
+    pub(crate) store: Arc<Mutex<Store>>,
+    pub(crate) backend: Option<aws_sdk_iot::Client>,
+    pub(crate) native: Option<Arc<native::Native>>,
+    control: Arc<Mutex<Control>>,
 }
 
 /// A running emulator; stops when dropped.
@@ -110,7 +174,7 @@ pub struct Running {
 }
 
 impl Running {
-    /// The endpoint URL to give an SDK client.
+    /// The endpoint URL to give an SDK client (control plane and data plane alike).
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -133,7 +197,7 @@ pub struct AwsError {
 }
 
 impl AwsError {
-    fn new(status: u16, error_type: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, error_type: &str, message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             error_type: error_type.to_string(),
@@ -141,8 +205,16 @@ impl AwsError {
         }
     }
 
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(400, "InvalidRequestException", message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "ResourceNotFoundException", message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalFailureException", message)
     }
 }
 
@@ -160,12 +232,41 @@ impl IntoResponse for AwsError {
     }
 }
 
-fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(|e| e.into_inner())
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A request as the handlers see it.
+pub(crate) struct Req {
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Req {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, 4 << 20)
+            .await
+            .map_err(|_| AwsError::invalid("body unreadable or over 4 MiB").into_response())?;
+        Ok(Self {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+/// SigV4 service names.
+pub(crate) const IOT: &str = "iot";
+pub(crate) const IOTDATA: &str = "iotdata";
+
 impl Emulator {
-    /// An empty emulator.
+    /// An empty emulator (backend-less mode: templates and RegisterThing only).
     pub fn new() -> Self {
         Self::default()
     }
@@ -176,9 +277,22 @@ impl Emulator {
     /// of this itself).
     pub fn with_backend(backend: aws_sdk_iot::Client) -> Self {
         Self {
-            store: Arc::default(),
             backend: Some(backend),
+            ..Self::default()
         }
+    }
+
+    /// Native mode: the emulator holds certificates (issued by `authority`) and things itself,
+    /// persisted under `state_dir` (one small JSON file per thing and per certificate, the
+    /// certificate's file holding its policy attachments), reloaded here; publishes go to
+    /// `broker`, which is told the current [`Grant`]s once after loading and after every change
+    /// that can alter them.
+    pub fn open(
+        state_dir: &std::path::Path,
+        authority: Arc<dyn Authority>,
+        broker: Arc<dyn Broker>,
+    ) -> std::io::Result<Emulator> {
+        native::open(state_dir, authority, broker)
     }
 
     /// The next `times` requests for `operation` take effect, then fail with this status and
@@ -207,7 +321,8 @@ impl Emulator {
         );
     }
 
-    /// The next `times` requests for `operation` fail with this status and error type.
+    /// The next `times` requests for `operation` fail with this status and error type, with no
+    /// effect.
     pub fn fail(&self, operation: &str, status: u16, error_type: &str, times: usize) {
         let f = Fault {
             status,
@@ -220,14 +335,64 @@ impl Emulator {
             .extend(std::iter::repeat_n(f, times));
     }
 
-    /// Every request received so far.
+    /// Limits `operation` to `per_second` requests a second with bursts of `burst` (a token
+    /// bucket, full at first; a burst of 0 counts as 1). A request over the rate is answered
+    /// 429 `ThrottlingException` "Rate exceeded", with no effect, and counted in
+    /// [`OpStats::throttled`]. Replaces the operation's previous limit.
+    pub fn rate_limit(&self, operation: &str, per_second: f64, burst: u32) {
+        lock(&self.control)
+            .buckets
+            .insert(operation.to_string(), Bucket::new(per_second, burst));
+    }
+
+    /// Applies AWS IoT Core's default per-account rates ([`AWS_RATES`]) to every operation the
+    /// emulator serves, each with a burst of one second's worth.
+    pub fn aws_rates(&self) {
+        for (op, rate) in AWS_RATES {
+            self.rate_limit(op, *rate, rate.ceil() as u32);
+        }
+    }
+
+    /// Adds a fixed service time to every admitted request for `operation` (zero removes it).
+    pub fn latency(&self, operation: &str, d: Duration) {
+        let mut c = lock(&self.control);
+        if d.is_zero() {
+            c.latency.remove(operation);
+        } else {
+            c.latency.insert(operation.to_string(), d);
+        }
+    }
+
+    /// Calls, throttled calls and failed calls, by operation.
+    pub fn stats(&self) -> BTreeMap<String, OpStats> {
+        lock(&self.control).stats.clone()
+    }
+
+    /// Switches request recording on (the default) or off; [`Emulator::requests`] keeps what
+    /// was recorded.
+    pub fn record_requests(&self, on: bool) {
+        lock(&self.control).recording = on;
+    }
+
+    /// The requests recorded (the newest [`RECORD_LIMIT`]).
     pub fn requests(&self) -> Vec<Recorded> {
-        lock(&self.store).requests.clone()
+        lock(&self.store).requests.iter().cloned().collect()
     }
 
     /// A thing, if the emulator holds it.
     pub fn thing(&self, name: &str) -> Option<Thing> {
         lock(&self.store).things.get(name).cloned()
+    }
+
+    /// A certificate, if the emulator holds it (native mode).
+    pub fn certificate(&self, id: &str) -> Option<Certificate> {
+        lock(&self.store).certificates.get(id).cloned()
+    }
+
+    /// The current grants: every (thing, certificate) where the certificate is `ACTIVE`,
+    /// attached to the thing and has at least one policy attached.
+    pub fn grants(&self) -> Vec<Grant> {
+        native::grants(&lock(&self.store))
     }
 
     /// Reads the store.
@@ -237,12 +402,40 @@ impl Emulator {
 
     /// The routes.
     pub fn router(&self) -> Router {
+        use native::handlers as n;
         Router::new()
             .route(
                 "/provisioning-templates/{name}",
-                get(describe_provisioning_template),
+                get(provisioning::describe_provisioning_template),
             )
-            .route("/things", post(register_thing))
+            .route("/things", post(provisioning::register_thing))
+            .route(
+                "/things/{thing}",
+                get(n::describe_thing).delete(n::delete_thing),
+            )
+            .route(
+                "/things/{thing}/principals",
+                delete(n::detach_thing_principal),
+            )
+            .route("/certificates", post(n::create_certificate_from_csr))
+            .route(
+                "/certificates/{id}",
+                get(n::describe_certificate)
+                    .put(n::update_certificate)
+                    .delete(n::delete_certificate),
+            )
+            .route(
+                "/keys-and-certificate",
+                post(n::create_keys_and_certificate),
+            )
+            .route(
+                "/attached-policies/{target}",
+                post(n::list_attached_policies),
+            )
+            .route("/target-policies/{policy}", post(n::detach_policy))
+            .route("/principals/things", get(n::list_principal_things))
+            .route("/endpoint", get(n::describe_endpoint))
+            .route("/topics/{topic}", post(n::publish))
             .fallback(unknown)
             .method_not_allowed_fallback(unknown)
             .with_state(self.clone())
@@ -267,17 +460,82 @@ impl Emulator {
         })
     }
 
-    /// Records a request, checks what every SDK request carries, and applies injected faults.
+    /// The native part, or the answer of an emulator that has none.
+    pub(crate) fn native(&self, operation: &str) -> Result<&Arc<native::Native>, AwsError> {
+        self.native.as_ref().ok_or_else(|| {
+            AwsError::new(
+                404,
+                "UnknownOperationException",
+                format!("the emulator serves {operation} only in native mode (Emulator::open)"),
+            )
+        })
+    }
+
+    fn count(&self, operation: &str, f: impl FnOnce(&mut OpStats)) {
+        f(lock(&self.control)
+            .stats
+            .entry(operation.to_string())
+            .or_default());
+    }
+
+    /// Admits a request (recording, SigV4 shape, rate limit, injected fault), runs `f` after
+    /// the operation's service time, then applies an injected after-effects fault; counts it all.
+    pub(crate) async fn run<F, Fut>(
+        &self,
+        operation: &'static str,
+        service: &'static str,
+        req: Req,
+        f: F,
+    ) -> Response
+    where
+        F: FnOnce(Emulator, Req) -> Fut,
+        Fut: Future<Output = Result<Response, AwsError>>,
+    {
+        let delay = match self.admit(operation, service, &req) {
+            Ok(d) => d,
+            Err(e) => return e.into_response(),
+        };
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        let out = f(self.clone(), req).await.and_then(|r| {
+            match lock(&self.store)
+                .faults_after
+                .get_mut(operation)
+                .and_then(VecDeque::pop_front)
+            {
+                Some(f) => Err(AwsError::new(
+                    f.status,
+                    &f.error_type,
+                    "injected after the effects",
+                )),
+                None => Ok(r),
+            }
+        });
+        match out {
+            Ok(r) => r,
+            Err(e) => {
+                self.count(operation, |s| s.failed += 1);
+                e.into_response()
+            }
+        }
+    }
+
+    /// Records a request, checks what every SDK request carries, applies the rate limit and
+    /// injected faults; gives the service time to add.
     fn admit(
         &self,
         operation: &str,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<(), AwsError> {
-        let mut store = lock(&self.store);
-        let hdrs: BTreeMap<String, String> = headers
+        service: &str,
+        req: &Req,
+    ) -> Result<Option<Duration>, AwsError> {
+        let (recording, delay) = {
+            let mut c = lock(&self.control);
+            c.stats.entry(operation.to_string()).or_default().calls += 1;
+            (c.recording, c.latency.get(operation).copied())
+        };
+        let hdrs: BTreeMap<String, String> = req
+            .headers
             .iter()
             .map(|(k, v)| {
                 (
@@ -286,45 +544,66 @@ impl Emulator {
                 )
             })
             .collect();
-        let parsed = serde_json::from_slice(body).unwrap_or(Value::Null);
-        store.requests.push(Recorded {
-            operation: operation.to_string(),
-            method: method.to_string(),
-            path: uri.to_string(),
-            headers: hdrs.clone(),
-            body: parsed,
-        });
+        if recording {
+            let mut store = lock(&self.store);
+            if store.requests.len() >= RECORD_LIMIT {
+                store.requests.pop_front();
+            }
+            store.requests.push_back(Recorded {
+                operation: operation.to_string(),
+                method: req.method.to_string(),
+                path: req.uri.to_string(),
+                headers: hdrs.clone(),
+                body: serde_json::from_slice(&req.body).unwrap_or(Value::Null),
+            });
+        }
         let auth = hdrs.get("authorization").map(String::as_str).unwrap_or("");
-        if !auth.starts_with("AWS4-HMAC-SHA256 Credential=")
-            || !auth.contains("/iot/aws4_request")
+        let scope = format!("/{service}/aws4_request");
+        let refused = if !auth.starts_with("AWS4-HMAC-SHA256 Credential=")
+            || !auth.contains(&scope)
             || !auth.contains("SignedHeaders=")
             || !auth.contains("Signature=")
         {
-            return Err(AwsError::new(
+            Some(AwsError::new(
                 403,
                 "UnauthorizedException",
-                "request not SigV4-signed for the iot service",
-            ));
+                format!("request not SigV4-signed for the {service} service"),
+            ))
+        } else if !hdrs.contains_key("x-amz-date") {
+            Some(AwsError::new(403, "UnauthorizedException", "no X-Amz-Date"))
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            self.count(operation, |s| s.failed += 1);
+            return Err(e);
         }
-        if !hdrs.contains_key("x-amz-date") {
-            return Err(AwsError::new(403, "UnauthorizedException", "no X-Amz-Date"));
+        let admitted = lock(&self.control)
+            .buckets
+            .get_mut(operation)
+            .is_none_or(|b| b.take(Instant::now()));
+        if !admitted {
+            self.count(operation, |s| s.throttled += 1);
+            return Err(AwsError::new(429, "ThrottlingException", "Rate exceeded"));
         }
-        if let Some(f) = store
+        let fault = lock(&self.store)
             .faults
             .get_mut(operation)
-            .and_then(VecDeque::pop_front)
-        {
+            .and_then(VecDeque::pop_front);
+        if let Some(f) = fault {
+            self.count(operation, |s| s.failed += 1);
             return Err(AwsError::new(
                 f.status,
                 &f.error_type,
                 "injected by the emulator",
             ));
         }
-        Ok(())
+        Ok(delay)
     }
 }
 
-fn region_of(headers: &HeaderMap) -> String {
+/// The region in the request's SigV4 credential scope.
+pub(crate) fn region_of(headers: &HeaderMap) -> String {
     // Credential=AKID/20250101/eu-west-1/iot/aws4_request
     headers
         .get("authorization")
@@ -335,307 +614,78 @@ fn region_of(headers: &HeaderMap) -> String {
         .to_string()
 }
 
+/// The query parameters, each at most once and each one of `allowed`.
+pub(crate) fn query(uri: &Uri, allowed: &[&str]) -> Result<BTreeMap<String, String>, AwsError> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| AwsError::invalid("query not UTF-8"))
+    };
+    let mut out = BTreeMap::new();
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (decode(k)?, decode(v)?);
+        if !allowed.contains(&k.as_str()) {
+            return Err(AwsError::invalid(format!("unknown query parameter {k}")));
+        }
+        if out.insert(k.clone(), v).is_some() {
+            return Err(AwsError::invalid(format!(
+                "query parameter {k} given twice"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A boolean query parameter.
+pub(crate) fn query_bool(q: &BTreeMap<String, String>, name: &str) -> Result<bool, AwsError> {
+    match q.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(AwsError::invalid(format!("{name}={v} is not a boolean"))),
+    }
+}
+
+/// The JSON object body of a request, with only `allowed` members.
+pub(crate) fn json_body(req: &Req, allowed: &[&str]) -> Result<Map<String, Value>, AwsError> {
+    if req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        != Some("application/json")
+    {
+        return Err(AwsError::invalid("content-type must be application/json"));
+    }
+    let v: Value = serde_json::from_slice(&req.body)
+        .map_err(|_| AwsError::new(400, "SerializationException", "body is not JSON"))?;
+    let Value::Object(m) = v else {
+        return Err(AwsError::invalid("body is not an object"));
+    };
+    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(AwsError::invalid(format!("unknown member {k}")));
+    }
+    Ok(m)
+}
+
+/// Refuses a body where the operation has none (an empty JSON object is tolerated).
+pub(crate) fn no_body(req: &Req) -> Result<(), AwsError> {
+    if req.body.is_empty() || req.body.as_ref() == b"{}" {
+        Ok(())
+    } else {
+        Err(AwsError::invalid("this operation takes no body"))
+    }
+}
+
 async fn unknown(method: Method, uri: Uri) -> AwsError {
     AwsError::new(
         404,
         "UnknownOperationException",
         format!("the emulator does not implement {method} {uri}"),
     )
-}
-
-async fn describe_provisioning_template(
-    State(emu): State<Emulator>,
-    Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AwsError> {
-    emu.admit(
-        "DescribeProvisioningTemplate",
-        &method,
-        &uri,
-        &headers,
-        &body,
-    )?;
-    if !body.is_empty() || uri.query().is_some() {
-        return Err(AwsError::invalid(
-            "DescribeProvisioningTemplate takes no body or query",
-        ));
-    }
-    let region = region_of(&headers);
-    let store = lock(&emu.store);
-    let t = store.templates.get(&name).ok_or_else(|| {
-        AwsError::new(
-            404,
-            "ResourceNotFoundException",
-            format!("no template {name}"),
-        )
-    })?;
-    Ok(axum::Json(json!({
-        "templateArn": format!("arn:aws:iot:{region}:{ACCOUNT}:provisioningtemplate/{name}"),
-        "templateName": name,
-        "description": "chunkprov device provisioning",
-        "creationDate": 1_700_000_000.0,
-        "lastModifiedDate": 1_700_000_000.0,
-        "defaultVersionId": 1,
-        "templateBody": t.body,
-        "enabled": t.enabled,
-        "provisioningRoleArn": t.role_arn,
-        "type": "FLEET_PROVISIONING",
-    }))
-    .into_response())
-}
-
-/// Resolves `{"Ref": "Param"}` or a literal string.
-fn resolve(v: &Value, params: &Map<String, Value>) -> Result<String, AwsError> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Object(o) if o.len() == 1 && o.contains_key("Ref") => {
-            let name = o["Ref"].as_str().unwrap_or_default();
-            params
-                .get(name)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| AwsError::invalid(format!("Ref to unknown parameter {name}")))
-        }
-        _ => Err(AwsError::invalid(
-            "the emulator resolves only strings and Ref",
-        )),
-    }
-}
-
-async fn register_thing(
-    State(emu): State<Emulator>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AwsError> {
-    emu.admit("RegisterThing", &method, &uri, &headers, &body)?;
-    if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/json") {
-        return Err(AwsError::invalid("content-type must be application/json"));
-    }
-    let req: Value = serde_json::from_slice(&body)
-        .map_err(|_| AwsError::new(400, "SerializationException", "body is not JSON"))?;
-    let req = req
-        .as_object()
-        .ok_or_else(|| AwsError::invalid("body is not an object"))?;
-    if let Some(k) = req
-        .keys()
-        .find(|k| !matches!(k.as_str(), "templateBody" | "parameters"))
-    {
-        return Err(AwsError::invalid(format!("unknown member {k}")));
-    }
-    let body_text = req
-        .get("templateBody")
-        .and_then(Value::as_str)
-        .ok_or_else(|| AwsError::invalid("templateBody is required"))?;
-    let empty = Map::new();
-    let params = match req.get("parameters") {
-        None => &empty,
-        Some(Value::Object(p)) if p.values().all(Value::is_string) => p,
-        Some(_) => return Err(AwsError::invalid("parameters must map strings to strings")),
-    };
-    let template: Value = serde_json::from_str(body_text)
-        .map_err(|_| AwsError::invalid("templateBody is not JSON"))?;
-    let declared = template
-        .get("Parameters")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut resolved = params.clone();
-    for (name, decl) in &declared {
-        if !resolved.contains_key(name) {
-            match decl.get("Default") {
-                Some(d) => {
-                    resolved.insert(name.clone(), d.clone());
-                }
-                None => return Err(AwsError::invalid(format!("parameter {name} is required"))),
-            }
-        }
-    }
-    if let Some(k) = params.keys().find(|k| !declared.contains_key(*k)) {
-        return Err(AwsError::invalid(format!("parameter {k} is not declared")));
-    }
-    let resources = template
-        .get("Resources")
-        .and_then(Value::as_object)
-        .ok_or_else(|| AwsError::invalid("template has no Resources"))?;
-    let region = region_of(&headers);
-    // Plan every effect before applying any: a bad template changes nothing.
-    let mut thing_name = None;
-    let mut attributes = BTreeMap::new();
-    let mut cert = None;
-    let mut policies = Vec::new();
-    let mut arns = Map::new();
-    for (logical, r) in resources {
-        let props = r.get("Properties").cloned().unwrap_or(json!({}));
-        match r.get("Type").and_then(Value::as_str) {
-            Some("AWS::IoT::Thing") => {
-                let name = resolve(
-                    props
-                        .get("ThingName")
-                        .ok_or_else(|| AwsError::invalid("Thing without ThingName"))?,
-                    &resolved,
-                )?;
-                if let Some(Value::Object(a)) = props
-                    .get("AttributePayload")
-                    .and_then(|p| p.get("attributes"))
-                {
-                    for (k, v) in a {
-                        attributes.insert(k.clone(), resolve(v, &resolved)?);
-                    }
-                }
-                arns.insert(
-                    logical.clone(),
-                    json!(format!("arn:aws:iot:{region}:{ACCOUNT}:thing/{name}")),
-                );
-                thing_name = Some(name);
-            }
-            Some("AWS::IoT::Certificate") => {
-                let id = resolve(
-                    props
-                        .get("CertificateId")
-                        .ok_or_else(|| AwsError::invalid("Certificate without CertificateId"))?,
-                    &resolved,
-                )?;
-                let status = props
-                    .get("Status")
-                    .map(|s| resolve(s, &resolved))
-                    .transpose()?;
-                arns.insert(
-                    logical.clone(),
-                    json!(format!("arn:aws:iot:{region}:{ACCOUNT}:cert/{id}")),
-                );
-                cert = Some((id, status));
-            }
-            Some("AWS::IoT::Policy") => {
-                let name = resolve(
-                    props
-                        .get("PolicyName")
-                        .ok_or_else(|| AwsError::invalid("the emulator needs PolicyName"))?,
-                    &resolved,
-                )?;
-                arns.insert(
-                    logical.clone(),
-                    json!(format!("arn:aws:iot:{region}:{ACCOUNT}:policy/{name}")),
-                );
-                policies.push(name);
-            }
-            other => {
-                return Err(AwsError::invalid(format!(
-                    "resource {logical}: type {other:?} not supported"
-                )))
-            }
-        }
-    }
-    let cert_arn = cert
-        .as_ref()
-        .map(|(id, _)| format!("arn:aws:iot:{region}:{ACCOUNT}:cert/{id}"));
-    if let Some(backend) = &emu.backend {
-        apply(
-            backend,
-            thing_name.as_deref(),
-            &attributes,
-            cert.as_ref(),
-            &policies,
-        )
-        .await
-        .map_err(|m| AwsError::new(500, "InternalFailureException", m))?;
-    }
-    let mut store = lock(&emu.store);
-    if let Some((id, Some(status))) = &cert {
-        store.certificate_status.insert(id.clone(), status.clone());
-    }
-    if let Some(name) = &thing_name {
-        let t = store.things.entry(name.clone()).or_default();
-        t.attributes.extend(attributes);
-        if let Some(arn) = &cert_arn {
-            t.principals.insert(arn.clone());
-        }
-    }
-    if let Some(arn) = &cert_arn {
-        for p in policies {
-            store.policy_attachments.insert((p, arn.clone()));
-        }
-    }
-    if let Some(f) = store
-        .faults_after
-        .get_mut("RegisterThing")
-        .and_then(VecDeque::pop_front)
-    {
-        return Err(AwsError::new(
-            f.status,
-            &f.error_type,
-            "injected after the effects",
-        ));
-    }
-    Ok(axum::Json(json!({ "resourceArns": arns })).into_response())
-}
-
-/// RegisterThing's effects on a backend control plane.
-async fn apply(
-    iot: &aws_sdk_iot::Client,
-    thing: Option<&str>,
-    attributes: &BTreeMap<String, String>,
-    cert: Option<&(String, Option<String>)>,
-    policies: &[String],
-) -> Result<(), String> {
-    use aws_sdk_iot::types::{AttributePayload, CertificateStatus};
-    let arn = match cert {
-        Some((id, _)) => Some(
-            iot.describe_certificate()
-                .certificate_id(id)
-                .send()
-                .await
-                .map_err(|e| format!("backend DescribeCertificate: {e}"))?
-                .certificate_description()
-                .and_then(|d| d.certificate_arn())
-                .ok_or("backend: certificate without ARN")?
-                .to_string(),
-        ),
-        None => None,
-    };
-    if let Some(thing) = thing {
-        if iot.describe_thing().thing_name(thing).send().await.is_err() {
-            let mut payload = AttributePayload::builder();
-            for (k, v) in attributes {
-                payload = payload.attributes(k, v);
-            }
-            iot.create_thing()
-                .thing_name(thing)
-                .attribute_payload(payload.build())
-                .send()
-                .await
-                .map_err(|e| format!("backend CreateThing: {e}"))?;
-        }
-        if let Some(arn) = &arn {
-            iot.attach_thing_principal()
-                .thing_name(thing)
-                .principal(arn)
-                .send()
-                .await
-                .map_err(|e| format!("backend AttachThingPrincipal: {e}"))?;
-        }
-    }
-    if let Some(arn) = &arn {
-        for p in policies {
-            iot.attach_policy()
-                .policy_name(p)
-                .target(arn)
-                .send()
-                .await
-                .map_err(|e| format!("backend AttachPolicy: {e}"))?;
-        }
-    }
-    if let Some((id, Some(status))) = cert {
-        iot.update_certificate()
-            .certificate_id(id)
-            .new_status(CertificateStatus::from(status.as_str()))
-            .send()
-            .await
-            .map_err(|e| format!("backend UpdateCertificate: {e}"))?;
-    }
-    Ok(())
 }
