@@ -58,8 +58,18 @@ async fn main() -> Result<(), Error> {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0);
-            let left =
-                Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(MARGIN);
+            let left = if deadline_ms > now_ms {
+                Duration::from_millis(deadline_ms - now_ms).saturating_sub(MARGIN)
+            } else {
+                // A deadline already past on arrival is no deadline at all (local Runtime
+                // APIs such as `cargo lambda watch` send a constant): retry within the
+                // configured budget alone rather than not at all.
+                tracing::warn!(
+                    deadline_ms,
+                    "invocation deadline in the past; using the retry budget"
+                );
+                env.config.budget
+            };
             let deadline = tokio::time::Instant::now() + left;
             let event = match event::parse(ev.payload) {
                 Ok(e) => e,
