@@ -435,9 +435,16 @@ impl Client {
             Ok(Outcome::Accepted { index }) => {
                 let (held, count) = (rx.held(), rx.count());
                 if self.asked.is_empty() {
-                    // The first frame answering a request: its whole first window is on its way.
-                    // (A pull marks what it asks for, so after one this is never empty.)
-                    for i in 0..cfg.window.min(count) {
+                    // The first frame answering a request: its whole first window is on its way
+                    // (A pull marks what it asks for, so after one this is never empty.) In key
+                    // mode every frame is: the cloud holds the key only while it answers the
+                    // request, so the device pulls only what is still missing after a timeout.
+                    let first = if cfg.csr.is_none() {
+                        count
+                    } else {
+                        cfg.window.min(count)
+                    };
+                    for i in 0..first {
                         self.asked.set(i, true);
                     }
                 }

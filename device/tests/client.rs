@@ -63,6 +63,8 @@ struct FakeCloud {
     drop_answers: u32,
     /// Answer every request with this rejection.
     reject: Option<RejectCode>,
+    /// The device runs in key mode (no CSR): the cloud answers with every frame at once.
+    key_mode: bool,
     /// Pulls answered with UnknownTransfer (the cloud forgot the transfer).
     forget_transfer: bool,
     requests: u32,
@@ -97,6 +99,7 @@ impl FakeCloud {
             drop_once: vec![],
             drop_answers: 0,
             reject: None,
+            key_mode: false,
             forget_transfer: false,
             requests: 0,
             pulls: vec![],
@@ -169,8 +172,15 @@ impl FakeCloud {
                 )
                 .unwrap();
                 self.plan = Some(plan);
-                // The first window, in reverse order, its first frame twice.
-                let first: Vec<u16> = (0..self.window.min(plan.count())).rev().collect();
+                // The first window (key mode: every frame), in reverse order, its first frame
+                // twice.
+                assert_eq!(r.csr.is_none(), self.key_mode);
+                let n = if self.key_mode {
+                    plan.count()
+                } else {
+                    self.window.min(plan.count())
+                };
+                let first: Vec<u16> = (0..n).rev().collect();
                 for &i in &first {
                     self.send_frame(i);
                 }
@@ -229,7 +239,10 @@ struct Log {
 /// Runs the device until it is done, gives up, or `steps` actions pass (a power cut).
 /// `refuse_new` makes the broker refuse connections with the new credentials this many times.
 fn run(flash: &mut Flash, cloud: &mut FakeCloud, steps: usize, refuse_new: &mut u32) -> Log {
-    let cfg = config();
+    let mut cfg = config();
+    if cloud.key_mode {
+        cfg.csr = None;
+    }
     let g = Geometry::of::<Flash>().unwrap();
     let store = Store::open(flash, g, PARTITION).unwrap();
     let mut client = Client::start(flash, store, &cfg).unwrap();
@@ -383,6 +396,26 @@ fn dropped_frames_are_pulled_again() {
             "frame {d} was never asked for again"
         );
     }
+}
+
+#[test]
+fn key_mode_takes_every_frame_at_once_and_pulls_only_what_is_lost() {
+    // The cloud sends every frame in answer to the request (it holds the key only then):
+    // pulling the next window would ask it for frames already on their way.
+    let mut flash = fresh();
+    let mut cloud = FakeCloud::new();
+    cloud.key_mode = true;
+    let log = run(&mut flash, &mut cloud, 10_000, &mut 0);
+    assert_eq!(log.outcome, Some(Ok(SlotId::A)));
+    assert_eq!((cloud.requests, cloud.pulls.len()), (1, 0));
+    // A frame lost on the way is asked for once the device's timeout passes.
+    let mut flash = fresh();
+    let mut cloud = FakeCloud::new();
+    cloud.key_mode = true;
+    cloud.drop_once = vec![2, 17];
+    let log = run(&mut flash, &mut cloud, 10_000, &mut 0);
+    assert_eq!(log.outcome, Some(Ok(SlotId::A)));
+    assert_eq!(cloud.pulls, [vec![2, 17]]);
 }
 
 #[test]
