@@ -49,7 +49,7 @@
 //! the [`Broker`] is dropped. The open-file limit is raised first, for fleets.
 
 use crate::ca::LocalPki;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::fmt::Write as _;
 use std::fs;
 use std::net::{TcpListener, TcpStream};
@@ -114,6 +114,23 @@ pub fn raise_open_file_limit() -> Result<u64> {
     Ok(lim.rlim_cur)
 }
 
+/// Makes a child process die with the thread that starts it (Linux `PR_SET_PDEATHSIG`), so a
+/// killed or crashed tool leaves no broker, moto or Lambda process behind even when its
+/// destructors never run.
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl, which
+    // is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Topic layout the ACLs are written for.
 #[derive(Clone, Debug)]
 pub struct Topics {
@@ -141,6 +158,22 @@ struct Mosquitto {
 impl Mosquitto {
     fn log(&self) -> String {
         fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// Asks the process to reload its configuration and ACL file.
+    fn reload(&self) -> Result<()> {
+        let pid = self
+            .child
+            .as_ref()
+            .map(Child::id)
+            .ok_or_else(|| anyhow!("the broker is not running"))?;
+        let pid = libc::pid_t::try_from(pid).context("pid")?;
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own child, not yet
+        // reaped (so it cannot have been reused).
+        if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+            bail!("SIGHUP to mosquitto: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     fn stop(&mut self) {
@@ -180,7 +213,7 @@ fn free_port() -> Result<u16> {
 
 /// Whether something listens on 127.0.0.1:`port`. Reads `/proc/net/tcp` (a probe connection
 /// would leave a failed TLS handshake in the broker's log); elsewhere, connects.
-fn listening(port: u16) -> bool {
+pub fn listening(port: u16) -> bool {
     match fs::read_to_string("/proc/net/tcp") {
         Ok(table) => {
             let local = format!("0100007F:{port:04X}");
@@ -218,15 +251,49 @@ pub fn claim_acl(t: &Topics) -> String {
     )
 }
 
-/// The ACL of the device listener.
-pub fn device_acl(t: &Topics) -> String {
+/// Who may act as which thing on the device listener: the certificate's CN (Mosquitto's
+/// username under `use_identity_as_username`) and the thing it is attached to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeviceGrant {
+    /// The certificate's subject CN.
+    pub username: String,
+    /// The thing the certificate is attached to.
+    pub thing: String,
+}
+
+/// Whether `s` can be written into an ACL line as a username or a topic level.
+fn acl_safe(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// The ACL of the device listener: the device policy for every certificate the control plane
+/// says may act as a thing (active, attached to the thing, a policy attached). AWS evaluates
+/// `${iot:Connection.Thing.ThingName}` per connection; Mosquitto has no such variable, so the
+/// file lists each certificate's name with its thing's topics and is rewritten (and the broker
+/// told to reload it) whenever the grants change. Grants whose names cannot be written safely
+/// are left out (and so refused).
+pub fn device_acl(t: &Topics, grants: &[DeviceGrant]) -> String {
     let p = &t.prefix;
-    format!(
-        "# device policy: only the thing's own confirmation topics (%u = certificate CN = thing name)\n\
-         pattern write {p}/%u/confirm\n\
-         pattern read {p}/%u/confirm/accepted\n\
-         pattern read {p}/%u/rejected\n"
-    )
+    let mut acl = String::from(
+        "# device policy: a certificate reaches only the topics of the thing it is attached to\n",
+    );
+    for g in grants {
+        if !acl_safe(&g.username) || !acl_safe(&g.thing) {
+            continue;
+        }
+        let (u, th) = (&g.username, &g.thing);
+        let _ = write!(
+            acl,
+            "\nuser {u}\n\
+             topic write {p}/{th}/confirm\n\
+             topic read {p}/{th}/confirm/accepted\n\
+             topic read {p}/{th}/rejected\n"
+        );
+    }
+    acl
 }
 
 /// A Mosquitto configuration with a device-facing listener (`role_port`, trusting `role_ca`,
@@ -309,7 +376,7 @@ impl Broker {
                 ports[3],
                 None,
             ),
-            &device_acl(&topics),
+            &device_acl(&topics, &[]),
             &[ports[2], ports[3]],
         )?;
         Ok(Self {
@@ -329,12 +396,14 @@ impl Broker {
         fs::write(&conf_path, conf).with_context(|| format!("writing {}", conf_path.display()))?;
         fs::write(dir.join("role.acl"), acl).context("writing the ACL file")?;
         let _ = fs::remove_file(dir.join("mosquitto.log"));
-        let child = Command::new(bin)
-            .arg("-c")
+        let mut cmd = Command::new(bin);
+        cmd.arg("-c")
             .arg(&conf_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        die_with_parent(&mut cmd);
+        let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut m = Mosquitto {
@@ -374,6 +443,22 @@ impl Broker {
         } else {
             self.device_service_port
         }
+    }
+
+    /// Replaces the device listener's grants: rewrites its ACL file and has the device broker
+    /// reload it (SIGHUP; Mosquitto re-reads `acl_file` on reload and applies it to connected
+    /// clients too). Returns once the signal is sent; the reload itself takes a few
+    /// milliseconds.
+    pub fn set_device_grants(&self, grants: &[DeviceGrant]) -> Result<()> {
+        let mut sorted = grants.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let acl = device_acl(&self.topics, &sorted);
+        let path = self.device.dir.join("role.acl");
+        let tmp = self.device.dir.join("role.acl.new");
+        fs::write(&tmp, acl).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+        self.device.reload()
     }
 
     /// Both brokers' logs, for diagnostics.
@@ -425,14 +510,29 @@ mod tests {
         ] {
             assert!(claim.lines().any(|l| l == line), "{line}");
         }
-        let device = device_acl(&t);
-        assert!(device
-            .lines()
-            .any(|l| l == "pattern write chunkprov/%u/confirm"));
-        assert!(device
-            .lines()
-            .any(|l| l == "pattern read chunkprov/%u/confirm/accepted"));
-        assert!(!device.contains("%c") && !claim.contains("%u"));
+        let grant = |u: &str, th: &str| DeviceGrant {
+            username: u.into(),
+            thing: th.into(),
+        };
+        let device = device_acl(
+            &t,
+            &[
+                grant("352656100000001", "dev-352656100000001"),
+                grant("bad name", "dev-x"),
+            ],
+        );
+        let lines: Vec<&str> = device.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                "",
+                "user 352656100000001",
+                "topic write chunkprov/dev-352656100000001/confirm",
+                "topic read chunkprov/dev-352656100000001/confirm/accepted",
+                "topic read chunkprov/dev-352656100000001/rejected",
+            ]
+        );
+        assert!(!device.contains('%') && !claim.contains("%u"));
         let bad = Topics {
             prefix: "a/#".into(),
             claim_prefix: "claim-".into(),

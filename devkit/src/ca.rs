@@ -270,30 +270,68 @@ impl LocalPki {
     }
 
     /// CreateCertificateFromCsr: checks the CSR's signature and signs its public key into a
-    /// device certificate whose subject CN is `thing_name`. The CSR may be PEM, or DER as base64
-    /// or base64url (with or without padding). Subject and key checks (CN = serial, key type)
-    /// are the caller's (the Lambda's); this only refuses a CSR that does not parse or verify.
-    pub fn sign_csr(&self, csr: &str, thing_name: &str) -> Result<Issued> {
+    /// device certificate whose subject CN is the CSR's (as AWS IoT does; chunkprov's CSRs name
+    /// the serial). The CSR may be PEM, or DER as base64 or base64url (with or without
+    /// padding). Subject and key checks (CN = serial, key type) are the caller's (the Lambda's);
+    /// this refuses a CSR that does not parse or verify, or has no CN (Mosquitto identifies a
+    /// device certificate by its CN).
+    pub fn sign_csr(&self, csr: &str) -> Result<Issued> {
         let der = csr_der(csr)?;
         let req = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(
             der.as_slice(),
         ))
         .map_err(|e| anyhow!("CSR does not parse or its signature does not verify: {e}"))?;
+        let cn = req
+            .params
+            .distinguished_name
+            .get(&DnType::CommonName)
+            .and_then(|v| match v {
+                rcgen::DnValue::PrintableString(s) => Some(s.as_str().to_string()),
+                rcgen::DnValue::Utf8String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| anyhow!("the CSR's subject has no common name"))?;
         let pem = self.device.issue(
             &req.public_key,
-            thing_name,
+            &cn,
             ExtendedKeyUsagePurpose::ClientAuth,
             &[],
         )?;
         self.record(pem, None)
     }
 
-    /// CreateKeysAndCertificate: a new key pair and its certificate (CN `thing_name`).
-    pub fn issue_keys_and_certificate(&self, thing_name: &str) -> Result<Issued> {
+    /// CreateKeysAndCertificate: a new key pair and its certificate. AWS names every such
+    /// certificate "AWS IoT Certificate"; the local CA adds a random suffix
+    /// (`aws-iot-certificate-<16 hex>`) because Mosquitto tells device certificates apart by
+    /// their CN.
+    pub fn issue_keys_and_certificate(&self) -> Result<Issued> {
+        let mut r = [0u8; 8];
+        getrandom::fill(&mut r).map_err(|e| anyhow!("no randomness: {e}"))?;
+        let cn: String = r
+            .iter()
+            .fold(String::from("aws-iot-certificate-"), |mut s, b| {
+                let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{b:02x}"));
+                s
+            });
         let p = self
             .device
-            .issue_pair(thing_name, ExtendedKeyUsagePurpose::ClientAuth, &[])?;
+            .issue_pair(&cn, ExtendedKeyUsagePurpose::ClientAuth, &[])?;
         self.record(p.cert_pem, Some(p.key_pem))
+    }
+
+    /// The subject CN of a certificate (PEM): what Mosquitto takes as the username.
+    pub fn common_name(cert_pem: &str) -> Result<String> {
+        let der = pem_der(cert_pem, "CERTIFICATE")?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| anyhow!("certificate does not parse: {e}"))?;
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+            .ok_or_else(|| anyhow!("certificate has no common name"))?;
+        Ok(cn.to_string())
     }
 
     fn record(&self, cert_pem: String, key_pem: Option<String>) -> Result<Issued> {
@@ -383,7 +421,8 @@ fn write(path: &Path, text: &str) -> Result<()> {
     fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
+/// Writes `text` to `path`, readable by the owner only (private keys).
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::OpenOptions::new()

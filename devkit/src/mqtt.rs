@@ -73,7 +73,18 @@ pub fn options(
     tls: Arc<ClientConfig>,
     packet_limit: Option<u32>,
 ) -> MqttOptions {
-    let mut o = MqttOptions::new(client_id, HOST, port);
+    options_at(HOST, client_id, port, tls, packet_limit)
+}
+
+/// [`options`] for a broker at `host` (e.g. an AWS IoT data endpoint on port 8883).
+pub fn options_at(
+    host: &str,
+    client_id: &str,
+    port: u16,
+    tls: Arc<ClientConfig>,
+    packet_limit: Option<u32>,
+) -> MqttOptions {
+    let mut o = MqttOptions::new(client_id, host, port);
     o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
     o.set_clean_session(true);
     o.set_keep_alive(Duration::from_secs(30));
@@ -85,7 +96,16 @@ pub fn options(
 
 /// Connects and waits for the CONNACK (or the refusal).
 pub async fn connect(opts: MqttOptions, timeout: Duration) -> Result<(AsyncClient, EventLoop)> {
-    let (client, mut ev) = AsyncClient::new(opts, 64);
+    connect_with_capacity(opts, timeout, 64).await
+}
+
+/// [`connect`] with room for `capacity` requests queued in the client before `publish` waits.
+pub async fn connect_with_capacity(
+    opts: MqttOptions,
+    timeout: Duration,
+    capacity: usize,
+) -> Result<(AsyncClient, EventLoop)> {
+    let (client, mut ev) = AsyncClient::new(opts, capacity);
     let wait = async {
         loop {
             match ev.poll().await {

@@ -67,6 +67,11 @@ pub struct DeviceSpec {
     pub timeout_ms: u32,
     /// Payload pieces handed to the client, bytes (as `mqtt_read_publish_payload` would).
     pub piece: usize,
+    /// Retries without progress before the client gives up (`Config::max_retries`).
+    pub max_retries: u8,
+    /// Boots allowed during one provisioning (`Config::max_boots`): every restart of a
+    /// simulator counts, so restart-heavy runs raise it.
+    pub max_boots: u16,
     /// Print each step to stderr.
     pub verbose: bool,
 }
@@ -84,6 +89,8 @@ impl DeviceSpec {
             window: 4,
             timeout_ms: 2000,
             piece: 64,
+            max_retries: 3,
+            max_boots: 5,
             verbose: false,
         }
     }
@@ -92,6 +99,8 @@ impl DeviceSpec {
 /// Where the device connects and with what it starts.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
+    /// The broker's host (`127.0.0.1` locally; the account's IoT data endpoint on AWS).
+    pub host: String,
     /// The claim listener.
     pub claim_port: u16,
     /// The device listener.
@@ -153,6 +162,10 @@ pub struct Report {
     pub outcome: Option<Outcome>,
     /// Frame indices handed to the client, in arrival order.
     pub frames: Vec<u16>,
+    /// Every message received (frames included).
+    pub received: usize,
+    /// The bundle's length and frame count, from the frames' headers.
+    pub bundle: Option<(u32, u16)>,
     /// Every message published: topic and payload.
     pub published: Vec<(String, Vec<u8>)>,
     /// Client ids connected under, in order (`claim:` or `thing:` prefixed).
@@ -181,6 +194,7 @@ pub struct Simulator {
     /// The device's own key (CSR mode).
     key_pem: Option<String>,
     csr: Option<String>,
+    born: Instant,
 }
 
 struct Conn {
@@ -251,6 +265,7 @@ impl Simulator {
             client_id,
             key_pem,
             csr,
+            born: Instant::now(),
         })
     }
 
@@ -266,7 +281,11 @@ impl Simulator {
 
     fn note(&self, report: &mut Report, line: String) {
         if self.spec.verbose {
-            eprintln!("[{}] {line}", self.spec.serial);
+            eprintln!(
+                "  device {} +{:.3} s  {line}",
+                self.spec.serial,
+                self.born.elapsed().as_secs_f64()
+            );
         }
         report.log.push(line);
     }
@@ -301,10 +320,10 @@ impl Simulator {
             window: self.spec.window,
             timeout_ms: self.spec.timeout_ms,
             backoff_max_ms: self.spec.timeout_ms.saturating_mul(8),
-            max_retries: 3,
+            max_retries: self.spec.max_retries,
             max_provisions: 3,
             max_confirm_attempts: 3,
-            max_boots: 5,
+            max_boots: self.spec.max_boots,
         };
         let g = Geometry::of::<FileFlash>().map_err(flash_err)?;
         let store = Store::open(&mut self.flash, g, PARTITION).map_err(flash_err)?;
@@ -576,7 +595,13 @@ impl Simulator {
                 (thing, self.ep.device_port, tls)
             }
         };
-        let opts = mqtt::options(&client_id, port, tls, Some(self.spec.packet_limit));
+        let opts = mqtt::options_at(
+            &self.ep.host,
+            &client_id,
+            port,
+            tls,
+            Some(self.spec.packet_limit),
+        );
         let (client, events) = mqtt::connect(opts, timeout).await?;
         Ok(Conn { client, events })
     }
@@ -642,15 +667,18 @@ impl Simulator {
         report: &mut Report,
     ) -> Result<()> {
         let is_frame = matches!(topic::parse(cfg.prefix, topic_name), Some((_, Kind::Frame)));
-        if is_frame {
-            if limits
+        if is_frame
+            && limits
                 .stop_after_frames
                 .is_some_and(|n| report.frames.len() >= n)
-            {
-                return Ok(()); // the power is already off
-            }
+        {
+            return Ok(()); // the power is already off
+        }
+        report.received += 1;
+        if is_frame {
             if let Ok((h, _)) = chunkprov_device::protocol::frame::decode(payload) {
                 report.frames.push(h.index);
+                report.bundle = Some((h.bundle_len, h.count));
                 let line = format!("frame {} of {} ({} bytes)", h.index, h.count, payload.len());
                 self.note(report, line);
             }

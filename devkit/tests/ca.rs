@@ -68,12 +68,12 @@ fn a_csr_in_every_encoding_is_signed_into_a_device_certificate() {
     ];
     let mut ids = Vec::new();
     for text in encodings {
-        let issued = pki.sign_csr(&text, "dev-352656100000000").unwrap();
+        let issued = pki.sign_csr(&text).unwrap();
         assert!(issued.key_pem.is_none(), "CSR mode: no key leaves the CA");
         check_chain(
             &issued.cert_pem,
             pki.device.cert_pem(),
-            "dev-352656100000000",
+            "352656100000000",
             Some(&rcgen::PublicKeyData::subject_public_key_info(&key)),
         );
         assert_eq!(issued.certificate_id.len(), 64);
@@ -101,23 +101,38 @@ fn a_csr_with_a_broken_signature_is_refused() {
     let last = der.len() - 1;
     der[last] ^= 0x01; // inside the signature
     let text = base64::engine::general_purpose::STANDARD.encode(&der);
-    let err = pki.sign_csr(&text, "dev-x").unwrap_err();
+    let err = pki.sign_csr(&text).unwrap_err();
     assert!(format!("{err:#}").contains("signature"), "{err:#}");
-    assert!(pki.sign_csr("not a csr!", "dev-x").is_err());
+    assert!(pki.sign_csr("not a csr!").is_err());
+    // A CSR without a common name cannot be told apart by the broker.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let nameless = params.serialize_request(&key).unwrap();
+    let err = pki.sign_csr(&nameless.pem().unwrap()).unwrap_err();
+    assert!(format!("{err:#}").contains("common name"), "{err:#}");
 }
 
 #[test]
 fn key_mode_claim_and_broker_certificates_chain_to_their_own_ca() {
     let dir = TempDir::new("ca-roles");
     let pki = LocalPki::open(&dir.0).unwrap();
-    let issued = pki.issue_keys_and_certificate("dev-1").unwrap();
+    let issued = pki.issue_keys_and_certificate().unwrap();
     let key = rcgen::KeyPair::from_pem(issued.key_pem.as_deref().unwrap()).unwrap();
+    let cn = LocalPki::common_name(&issued.cert_pem).unwrap();
+    assert!(
+        cn.starts_with("aws-iot-certificate-") && cn.len() == 36,
+        "{cn}"
+    );
     check_chain(
         &issued.cert_pem,
         pki.device.cert_pem(),
-        "dev-1",
+        &cn,
         Some(&rcgen::PublicKeyData::subject_public_key_info(&key)),
     );
+    // Every key-mode certificate has a name of its own (Mosquitto's username).
+    let other = pki.issue_keys_and_certificate().unwrap();
+    assert_ne!(LocalPki::common_name(&other.cert_pem).unwrap(), cn);
     let claim = pki.claim_certificate("batch-7").unwrap();
     check_chain(&claim.cert_pem, pki.claim.cert_pem(), "claim-batch-7", None);
     let (broker, _, _) = pki.broker_pair();
@@ -143,12 +158,12 @@ fn the_state_directory_keeps_the_same_authorities() {
     );
     // A certificate signed after reopening still chains to the CA on disk.
     let (key, csr) = csr_for("1");
-    let issued = again.sign_csr(&csr.pem().unwrap(), "dev-1").unwrap();
+    let issued = again.sign_csr(&csr.pem().unwrap()).unwrap();
     let ca_pem = std::fs::read_to_string(dir.0.join("ca/device.crt")).unwrap();
     check_chain(
         &issued.cert_pem,
         &ca_pem,
-        "dev-1",
+        "1",
         Some(&rcgen::PublicKeyData::subject_public_key_info(&key)),
     );
 }

@@ -1,8 +1,6 @@
-//! Test support: a local stack (CA + the real Mosquitto) in a temporary state directory, and a
-//! stand-in for the cloud.
+//! Test support: the CA and the real Mosquitto brokers in a temporary state directory, and
+//! helpers to watch MQTT connections.
 #![allow(dead_code)]
-
-pub mod standin_cloud;
 
 use chunkprov_devkit::broker::{Broker, Topics};
 use chunkprov_devkit::ca::{LocalPki, Pair};
@@ -65,6 +63,7 @@ impl Stack {
 
     pub fn endpoints(&self) -> Endpoints {
         Endpoints {
+            host: mqtt::HOST.into(),
             claim_port: self.broker.claim_port,
             device_port: self.broker.device_port,
             server_ca_pem: self.pki.server.cert_pem().to_string(),
