@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what building and testing chunkprov needs, skipping what is already there:
-# Debian packages (Cortex-M33 cross compiler and newlib, QEMU, CMake, Ninja), the Rust
-# Cortex-M33 targets, rustfmt and clippy, and cbindgen.
+# Installs what building, testing and running chunkprov locally needs, skipping what is already
+# there: Debian packages (Cortex-M33 cross compiler and newlib, QEMU, CMake, Ninja, Mosquitto),
+# the Rust Cortex-M33 targets, rustfmt and clippy, cbindgen, and the PyPI tools below.
 set -euo pipefail
 
 apt_pkgs=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake ninja-build mosquitto)
@@ -26,10 +26,12 @@ if ! cbindgen --version 2>/dev/null | grep -q "$cbindgen_version"; then
     cargo install --locked --quiet cbindgen --version "$cbindgen_version"
 fi
 
-# cloud: moto_server (the Lambda's AWS tests start it themselves) and cfn-lint (the deployment
-# template), from PyPI.
+# cloud, from PyPI: moto_server (DynamoDB for the local stack; the Lambda's AWS tests start it
+# themselves), cargo-lambda (its prebuilt binary: `cargo lambda watch --only-lambda-apis`, the
+# Lambda Runtime API the local stack runs the Lambda behind) and cfn-lint (the template).
 py_pkgs=()
 command -v moto_server >/dev/null 2>&1 || py_pkgs+=("moto[server]>=5.1,<6")
+command -v cargo-lambda >/dev/null 2>&1 || py_pkgs+=("cargo-lambda>=1.8,<2")
 command -v cfn-lint >/dev/null 2>&1 || py_pkgs+=("cfn-lint>=1,<2")
 if ((${#py_pkgs[@]})); then
     echo "setup: installing ${py_pkgs[*]}"

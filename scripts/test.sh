@@ -22,7 +22,12 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy -p chunkprov-ffi --all-targets -- -D warnings
 cargo clippy -p chunkprov-device --features defmt --target thumbv8m.main-none-eabi -- -D warnings
 
-step "Rust tests (the devkit's run on real Mosquitto brokers)"
+step "Rust tests (the devkit's on real Mosquitto brokers; its end-to-end tests run the Lambda's binary)"
+# The Lambda binary this build makes (its integration tests need it) is the one the end-to-end
+# tests run: the same dev-profile build, nothing compiled twice.
+export CHUNKPROV_LAMBDA_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chunkprov-lambda"
+cargo test --no-run
+test -x "$CHUNKPROV_LAMBDA_BIN" || { echo "cargo test did not build $CHUNKPROV_LAMBDA_BIN" >&2; exit 1; }
 cargo test
 
 step "Cortex-M33 builds (32-bit size and alignment assertions of the C ABI)"
