@@ -33,7 +33,8 @@ enum Command {
     /// Provision a fleet of simulated devices against a fresh local stack and print devices
     /// per second, p50/p99 latency, messages per device and how many were verified.
     Fleet(FleetArgs),
-    /// Run the local stack in the foreground until Ctrl-C (for `device --local`).
+    /// Run the local stack in the foreground until Ctrl-C; `device` then simulates devices
+    /// against it.
     Stack(StackArgs),
     /// Simulate one device against a running local stack or a real AWS IoT endpoint.
     Device(DeviceArgs),
