@@ -409,6 +409,7 @@ pub fn to_attributes(it: &Item) -> HashMap<String, AttributeValue> {
     opt("csr_sha256", it.csr_sha256.as_deref().map(s));
     opt("certificate_id", it.certificate_id.as_deref().map(s));
     opt("certificate_arn", it.certificate_arn.as_deref().map(s));
+    opt("certificate_pem", it.certificate_pem.as_deref().map(s));
     opt("key_len", it.key_len.map(n));
     opt("pending_since", it.pending_since.map(n));
     opt(PENDING_PK, it.pending_since.map(|_| s("PENDING")));
@@ -453,6 +454,7 @@ pub fn from_attributes(m: &HashMap<String, AttributeValue>) -> Result<Item, Stri
         csr_sha256: os("csr_sha256"),
         certificate_id: os("certificate_id"),
         certificate_arn: os("certificate_arn"),
+        certificate_pem: os("certificate_pem"),
         transfer_id: num(m, "transfer_id")?.ok_or_else(|| req("transfer_id"))?,
         nonce: gs("nonce")?,
         packet_limit: num(m, "packet_limit")?.ok_or_else(|| req("packet_limit"))?,

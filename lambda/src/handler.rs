@@ -413,6 +413,7 @@ impl Env {
         it.thing_created |= thing_created;
         it.certificate_id = Some(cert.id.clone());
         it.certificate_arn = Some(cert.arn.clone());
+        it.certificate_pem = Some(cert.pem.clone());
         it.bundle_len = bytes.len() as u32;
         it.bundle_sha256 = hex(&Sha256::digest(&bytes));
         it.key_len = cert
@@ -501,6 +502,7 @@ impl Env {
                 r.attempts = c.attempts;
                 r.certificate_id = None;
                 r.certificate_arn = None;
+                r.certificate_pem = None;
                 r.pending_since = None;
                 r.expires_at = Some(self.now() + self.config.terminal_ttl.as_secs() as i64);
                 bo.run(|| self.state.put(&r, Some(claimed.version))).await
@@ -598,10 +600,15 @@ impl Env {
         let (Some(id), Some(_)) = (&it.certificate_id, &it.certificate_arn) else {
             return Err(internal("pending item without a certificate"));
         };
-        let (pem, _) = bo
-            .run(|| self.registry.describe_certificate(id))
-            .await
-            .map_err(|e| failure(&e))?;
+        let pem = match &it.certificate_pem {
+            Some(pem) => pem.clone(),
+            None => {
+                bo.run(|| self.registry.describe_certificate(id))
+                    .await
+                    .map_err(|e| failure(&e))?
+                    .0
+            }
+        };
         let placeholder = it.key_len.map(|n| placeholder_key(n as usize));
         let cert = IssuedCertificate {
             id: id.clone(),
@@ -869,6 +876,7 @@ impl Env {
             done.phase = Phase::Revoked;
             done.certificate_id = None;
             done.certificate_arn = None;
+            done.certificate_pem = None;
             done.pending_since = None;
             done.expires_at = Some(self.now() + self.config.terminal_ttl.as_secs() as i64);
             done.updated_at = self.now();

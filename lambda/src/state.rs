@@ -64,6 +64,11 @@ pub struct Item {
     pub certificate_id: Option<String>,
     /// The certificate ARN, once issued.
     pub certificate_arn: Option<String>,
+    /// The certificate, PEM, once issued (public; about 1 KB): a pull rebuilds its frames from
+    /// it instead of calling DescribeCertificate, whose default rate (10/s per account) would
+    /// otherwise bind a fleet's throughput below RegisterThing's. Items written without it
+    /// fall back to DescribeCertificate.
+    pub certificate_pem: Option<String>,
     /// The current transfer; grows with every new transfer for the serial.
     pub transfer_id: u32,
     /// The nonce (16 hex digits) of the request being served.
@@ -103,6 +108,7 @@ impl Item {
             csr_sha256: None,
             certificate_id: None,
             certificate_arn: None,
+            certificate_pem: None,
             transfer_id: 0,
             nonce: String::new(),
             packet_limit: 0,

@@ -691,10 +691,41 @@ async fn pulls_republish_exactly_the_frames_asked_for_byte_identical() {
     )
     .await;
     h.rejected(pull(r#"{"Nonce":"8f1c2a9b00d4e701","TransferId":1,"Missing":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}"#), RejectCode::Malformed, REJECTED).await;
+    // Pulls rebuild from the certificate the item keeps: no DescribeCertificate (10/s on AWS).
+    assert!(
+        !h.reg
+            .snapshot()
+            .calls
+            .iter()
+            .any(|c| c.starts_with("DescribeCertificate")),
+        "a pull called DescribeCertificate"
+    );
     // A certificate that changed under the item is not sent as if it were the same.
+    let garbage = "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n";
+    let set_kept = |pem: Option<&str>| {
+        let mut items = h.st.items.lock().unwrap();
+        items.get_mut(SERIAL).unwrap().certificate_pem = pem.map(str::to_string);
+    };
+    set_kept(Some(garbage));
+    let out = h.run(pull_event(SERIAL, n, 1, Some(0), &[])).await;
+    assert_eq!(out.unwrap_err().code, RejectCode::Internal);
+    assert!(h.publ.take().iter().all(|(t, _)| t == REJECTED));
+    // An item written without the certificate asks the registry, with the same check.
+    set_kept(None);
     let id = h.st.item(SERIAL).unwrap().certificate_id.unwrap();
-    h.reg.data.lock().unwrap().certs.get_mut(&id).unwrap().pem =
-        "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n".into();
+    h.run(pull_event(SERIAL, n, 1, Some(0), &[])).await.unwrap();
+    assert!(h
+        .reg
+        .snapshot()
+        .calls
+        .iter()
+        .any(|c| c == &format!("DescribeCertificate({id})")));
+    assert_eq!(
+        h.publ.take().len(),
+        2,
+        "the window of two, rebuilt from DescribeCertificate"
+    );
+    h.reg.data.lock().unwrap().certs.get_mut(&id).unwrap().pem = garbage.into();
     let out = h.run(pull_event(SERIAL, n, 1, Some(0), &[])).await;
     assert_eq!(out.unwrap_err().code, RejectCode::Internal);
     assert!(h.publ.take().iter().all(|(t, _)| t == REJECTED));
