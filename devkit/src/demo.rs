@@ -152,7 +152,7 @@ pub async fn run(cfg: &DemoConfig) -> Result<DemoSummary> {
             cfg.state_dir.join("logs").display()
         ),
     };
-    step(t0, "verifying: chain to the device CA, the device's own key, ACTIVE and attached to the thing (DescribeCertificate, ListPrincipalThings)");
+    step(t0, "verifying: chain to the device CA, the device's own key, ACTIVE and attached to the thing in the control plane");
     stack.verify(&p).await?;
     step(t0, &format!("proving: new TLS connection to the device listener as {} with the certificate and key from flash", p.thing_name));
     let pair = Pair {

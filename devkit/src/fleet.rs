@@ -188,7 +188,7 @@ impl FleetReport {
             .map(|(op, o)| {
                 if o.throttled > 0 || o.failed > 0 {
                     format!(
-                        "{op} {} ({} throttled, {} failed)",
+                        "{op} {} ({} throttled, {} answered with an error)",
                         o.calls, o.throttled, o.failed
                     )
                 } else {
@@ -313,12 +313,12 @@ pub async fn run(stack: &LocalStack, cfg: &FleetConfig) -> Result<FleetReport> {
         p.abort();
     }
     let elapsed = last - start;
+    let after = stack.emulator.stats();
     for d in &mut devices {
         if let Ok(p) = &d.outcome {
             d.verified = stack.verify(p).await.map_err(|e| format!("{e:#}"));
         }
     }
-    let after = stack.emulator.stats();
     let api = after
         .into_iter()
         .map(|(op, a)| {
