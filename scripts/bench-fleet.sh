@@ -16,6 +16,8 @@
 # 10 registrations per second), so the figures measure the stack, not device retries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# `pip install` as a user puts its commands here.
+export PATH="$HOME/.local/bin:$PATH"
 bash scripts/setup.sh
 echo "== building the Lambda and the devkit (profile host-bench)"
 cargo build --quiet --profile host-bench -p chunkprov-lambda -p chunkprov-devkit --bins

@@ -7,6 +7,8 @@
 # everything. Extra arguments go to `chunkprov-devkit demo` (see `--help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# `pip install` as a user puts its commands here.
+export PATH="$HOME/.local/bin:$PATH"
 bash scripts/setup.sh
 # One build of both, so their shared dependencies are built once.
 cargo build --quiet -p chunkprov-lambda -p chunkprov-devkit --bins

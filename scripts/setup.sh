@@ -5,6 +5,8 @@
 set -euo pipefail
 
 apt_pkgs=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake ninja-build mosquitto)
+# pip for the PyPI tools below, unless this Python already has one (pyenv, a venv).
+python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

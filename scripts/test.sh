@@ -2,6 +2,8 @@
 # chunkprov's test command: installs what is missing, then runs every check CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# `pip install` as a user puts its commands here.
+export PATH="$HOME/.local/bin:$PATH"
 
 step() { printf '\n=== %s\n' "$*"; }
 

@@ -8,7 +8,7 @@
 //! | --- | --- | --- | --- | --- |
 //! | claim broker | claim | claim CA | devices under their claim certificate | `%c`-patterned: write `<prefix>/%c/json`, `<prefix>/%c/pull`; read `<prefix>/%c/frame`, `<prefix>/%c/rejected` |
 //! | claim broker | service | service CA | the cloud side (data plane, rules) | everything |
-//! | device broker | device | device CA | devices under their own certificate | `%u`-patterned (CN = thing name): write `<prefix>/%u/confirm`; read `<prefix>/%u/confirm/accepted`, `<prefix>/%u/rejected` |
+//! | device broker | device | device CA | devices under their own certificate | per granted certificate (`user <CN>`, [`Broker::set_device_grants`]): write `<prefix>/<thing>/confirm`; read `<prefix>/<thing>/confirm/accepted`, `<prefix>/<thing>/rejected` |
 //! | device broker | service | service CA | the cloud side | everything |
 //!
 //! Why two processes: the claim policy lets a claim certificate connect only with a claim client
@@ -30,18 +30,23 @@
 //!   `claim-<serial>` and read that serial's frames (AWS's `${iot:ClientId}` has the same
 //!   weakness). In CSR mode the frames hold only a certificate, useless without the device's key;
 //!   in key mode they hold a private key, which is why CSR mode is the default.
-//! - `%u` with `use_identity_as_username true` is the certificate's CN: the device listener binds
-//!   topics to the thing name in the certificate. Mosquitto cannot force the client id to equal
-//!   the CN (AWS's `iot:Connect` on `${iot:Connection.Thing.ThingName}` can): a device certificate
-//!   may connect under another thing's client id and so disconnect that thing (session takeover),
-//!   though it still reaches only its own topics. A denial of service, not a disclosure.
+//! - With `use_identity_as_username true` the username is the certificate's CN. AWS authorises a
+//!   device certificate by the thing it is attached to (`${iot:Connection.Thing.ThingName}`);
+//!   Mosquitto has no such variable, so the device listener's ACL lists every granted
+//!   certificate's CN with its thing's topics, rewritten and reloaded when the grants change.
+//!   Mosquitto cannot force the client id to be the thing name (AWS's `iot:Connect` can): a
+//!   device certificate may connect under another thing's client id (or the cloud side's) and so
+//!   disconnect it (session takeover), though it still reaches only its own thing's topics. A
+//!   denial of service, not a disclosure.
 //! - A denied subscription is still acknowledged: Mosquitto 2.0.11 (Debian 12) even grants the
 //!   QoS asked for (no 0x80 failure code), because `acl_file` read rules are checked when a
 //!   message is delivered. Under MQTT 3.1.1 a denied QoS 1 publish still gets its PUBACK too.
 //!   Isolation tests must therefore check that nothing is *delivered*, never that something
-//!   was refused (`tests/stack.rs` does, with a positive control on the same connection).
+//!   was refused (`tests/broker.rs` and `tests/e2e.rs` do, with a positive control on the same
+//!   connection).
 //! - Subscribers are never told who published. The local topic rules therefore take the client
-//!   id from the topic, which the ACL binds to the publisher's client id (claim) or CN (device):
+//!   id from the topic, which the ACLs bind to the publisher's client id (claim) or granted
+//!   certificate (device):
 //!   the one place the local stack differs from AWS's `clientid()`.
 //!
 //! Each broker runs in its own directory with its configuration, ACL files and log, is started
@@ -119,12 +124,18 @@ pub fn raise_open_file_limit() -> Result<u64> {
 /// destructors never run.
 pub fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the child between fork and exec and only calls prctl, which
-    // is async-signal-safe.
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
+    // getppid and _exit, which are async-signal-safe.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the request was in place: nobody would kill us.
+            if libc::getppid() != parent {
+                libc::_exit(1);
             }
             Ok(())
         });
@@ -160,7 +171,9 @@ impl Mosquitto {
         fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
     }
 
-    /// Asks the process to reload its configuration and ACL file.
+    /// Asks the process to reload its configuration and ACL file (SIGHUP). Mosquitto takes the
+    /// signal at the top of its next event-loop turn (a signal also ends its wait for network
+    /// events), before it reads anything a client sends afterwards.
     fn reload(&self) -> Result<()> {
         let pid = self
             .child
@@ -314,7 +327,8 @@ fn config(
     let _ = writeln!(c, "log_dest file {}", dir.join("mosquitto.log").display());
     let _ = writeln!(c, "log_type error\nlog_type warning\nlog_type notice");
     let _ = writeln!(c, "connection_messages true");
-    let _ = writeln!(c, "max_queued_messages 1000");
+    // Per client: the rules' subscriber takes a whole fleet's requests at once.
+    let _ = writeln!(c, "max_queued_messages 100000");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         // Started as root, Mosquitto would switch to the `mosquitto` user and lose access to
@@ -447,8 +461,10 @@ impl Broker {
 
     /// Replaces the device listener's grants: rewrites its ACL file and has the device broker
     /// reload it (SIGHUP; Mosquitto re-reads `acl_file` on reload and applies it to connected
-    /// clients too). Returns once the signal is sent; the reload itself takes a few
-    /// milliseconds.
+    /// clients too). Returns once the signal is sent. The emulator grants a certificate when it
+    /// is activated, before the Lambda publishes a single frame of it, so the broker has
+    /// reloaded long before the device can connect with it; a confirmation refused all the same
+    /// would be retried by the device.
     pub fn set_device_grants(&self, grants: &[DeviceGrant]) -> Result<()> {
         let mut sorted = grants.to_vec();
         sorted.sort();
@@ -532,7 +548,7 @@ mod tests {
                 "topic read chunkprov/dev-352656100000001/rejected",
             ]
         );
-        assert!(!device.contains('%') && !claim.contains("%u"));
+        assert!(!device.contains('%'));
         let bad = Topics {
             prefix: "a/#".into(),
             claim_prefix: "claim-".into(),

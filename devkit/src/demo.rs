@@ -124,7 +124,10 @@ pub async fn run(cfg: &DemoConfig) -> Result<DemoSummary> {
         t0,
         "claim certificate for batch \"demo\" (CN claim-demo), signed by the local claim CA",
     );
-    let mut spec = DeviceSpec::new(&cfg.serial, cfg.state_dir.join("devices").join(&cfg.serial));
+    // A new device every time, even in a kept state directory.
+    let device_dir = cfg.state_dir.join("devices").join(&cfg.serial);
+    let _ = std::fs::remove_dir_all(&device_dir);
+    let mut spec = DeviceSpec::new(&cfg.serial, device_dir);
     spec.topics = stack.config.topics.clone();
     spec.mode = cfg.mode;
     spec.packet_limit = cfg.packet_limit;
@@ -177,12 +180,21 @@ pub async fn run(cfg: &DemoConfig) -> Result<DemoSummary> {
         .ok_or_else(|| anyhow!("no frame was received"))?;
     step(t0, "stopping the stack");
     drop(stack);
-    let still: Vec<u16> = ports
-        .into_iter()
-        .filter(|&port| crate::broker::listening(port))
-        .collect();
-    if !still.is_empty() {
-        bail!("ports still listening after the stack stopped: {still:?}");
+    // Processes are reaped by then; the emulator's listener closes as its task winds down.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let still: Vec<u16> = ports
+            .iter()
+            .copied()
+            .filter(|&port| crate::broker::listening(port))
+            .collect();
+        if still.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("ports still listening after the stack stopped: {still:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(DemoSummary {
         serial: cfg.serial.clone(),

@@ -84,6 +84,8 @@ pub struct DeviceResult {
     pub serial: String,
     /// From its arrival to its confirmation (or failure).
     pub latency: Duration,
+    /// When it ended, from the first arrival.
+    pub ended: Duration,
     /// Messages it published.
     pub sent: usize,
     /// Messages it received.
@@ -103,7 +105,7 @@ pub struct FleetReport {
     pub config: FleetConfig,
     /// Every device, by serial.
     pub devices: Vec<DeviceResult>,
-    /// From the first arrival to the last completion.
+    /// From the first arrival to the last device's end (failures included).
     pub elapsed: Duration,
     /// IoT API calls, throttles and failures by operation.
     pub api: BTreeMap<String, OpStats>,
@@ -126,14 +128,26 @@ impl FleetReport {
             .count()
     }
 
-    /// Verified devices per second over the run.
-    pub fn throughput(&self) -> f64 {
-        self.verified() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    /// The verified devices.
+    fn ok(&self) -> impl Iterator<Item = &DeviceResult> {
+        self.devices
+            .iter()
+            .filter(|d| d.outcome.is_ok() && d.verified.is_ok())
     }
 
-    /// The `p`-th percentile of the devices' latencies.
+    /// From the first arrival to the last verified device's confirmation.
+    pub fn span(&self) -> Duration {
+        self.ok().map(|d| d.ended).max().unwrap_or_default()
+    }
+
+    /// Verified devices per second, first arrival to last verified confirmation.
+    pub fn throughput(&self) -> f64 {
+        self.verified() as f64 / self.span().as_secs_f64().max(1e-9)
+    }
+
+    /// The `p`-th percentile of the verified devices' latencies (arrival to confirmation).
     pub fn latency(&self, p: f64) -> Duration {
-        let mut l: Vec<Duration> = self.devices.iter().map(|d| d.latency).collect();
+        let mut l: Vec<Duration> = self.ok().map(|d| d.latency).collect();
         l.sort();
         percentile(&l, p)
     }
@@ -168,11 +182,11 @@ impl FleetReport {
             "throughput   {:.1} devices/s ({} verified in {:.1} s, first arrival to last confirmation)",
             self.throughput(),
             self.verified(),
-            self.elapsed.as_secs_f64()
+            self.span().as_secs_f64()
         );
         let _ = writeln!(
             s,
-            "latency      p50 {:.2} s, p99 {:.2} s, max {:.2} s (arrival to confirmation)",
+            "latency      p50 {:.2} s, p99 {:.2} s, max {:.2} s (arrival to confirmation, verified devices)",
             self.latency(50.0).as_secs_f64(),
             self.latency(99.0).as_secs_f64(),
             self.latency(100.0).as_secs_f64()
@@ -229,7 +243,7 @@ pub async fn run(stack: &LocalStack, cfg: &FleetConfig) -> Result<FleetReport> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let throttled: u64 = emu.stats().values().map(|o| o.throttled).sum();
                 eprintln!(
-                    "  {:>6.1} s  arrived {:>5}/{n}  confirmed {:>5}  throttled calls {throttled}",
+                    "  {:>6.1} s  arrived {:>5}/{n}  finished {:>5}  throttled calls {throttled}",
                     start.elapsed().as_secs_f64(),
                     arrived.load(Ordering::Relaxed),
                     done.load(Ordering::Relaxed)
@@ -279,6 +293,7 @@ pub async fn run(stack: &LocalStack, cfg: &FleetConfig) -> Result<FleetReport> {
                         DeviceResult {
                             serial,
                             latency,
+                            ended: Duration::ZERO,
                             sent: report.published.len(),
                             received: report.received,
                             frames: report.frames.len(),
@@ -292,6 +307,7 @@ pub async fn run(stack: &LocalStack, cfg: &FleetConfig) -> Result<FleetReport> {
                     DeviceResult {
                         serial,
                         latency,
+                        ended: Duration::ZERO,
                         sent: 0,
                         received: 0,
                         frames: 0,
@@ -305,8 +321,9 @@ pub async fn run(stack: &LocalStack, cfg: &FleetConfig) -> Result<FleetReport> {
     let mut devices = Vec::with_capacity(cfg.devices);
     let mut last = start;
     for t in tasks {
-        let (end, d) = t.await.context("a device task panicked")?;
+        let (end, mut d) = t.await.context("a device task panicked")?;
         last = last.max(end);
+        d.ended = end - start;
         devices.push(d);
     }
     if let Some(p) = progress {

@@ -249,6 +249,31 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Runs `work` until it ends or Ctrl-C, so that on Ctrl-C everything it started is dropped
+/// (processes stopped, temporary state removed) rather than left behind.
+fn run_until_interrupted<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    runtime()?.block_on(async {
+        tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        }
+    })
+}
+
+impl StateDir {
+    /// Keeps a temporary directory (for its logs) and says where it is.
+    fn keep_for_diagnosis(&mut self) {
+        if self.remove {
+            self.remove = false;
+            eprintln!(
+                "state kept for diagnosis in {} (logs in {}/logs)",
+                self.path.display(),
+                self.path.display()
+            );
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
@@ -268,7 +293,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn demo_cmd(a: DemoArgs) -> Result<()> {
-    let state = StateDir::new(a.state, "demo")?;
+    let mut state = StateDir::new(a.state, "demo")?;
     let cfg = DemoConfig {
         state_dir: state.path.clone(),
         serial: a.serial,
@@ -278,7 +303,15 @@ fn demo_cmd(a: DemoArgs) -> Result<()> {
         concurrency: a.concurrency,
         lambda_binary: a.lambda_binary,
     };
-    let summary = runtime()?.block_on(demo::run(&cfg))?;
+    let summary = match run_until_interrupted(demo::run(&cfg)) {
+        Ok(s) => s,
+        Err(e) => {
+            if e.to_string() != "interrupted" {
+                state.keep_for_diagnosis();
+            }
+            return Err(e);
+        }
+    };
     println!("\nchunkprov demo: provisioned end to end\n{summary}");
     Ok(())
 }
@@ -295,7 +328,7 @@ fn fleet_cmd(a: FleetArgs) -> Result<()> {
     if a.devices == 0 {
         bail!("--devices must be at least 1");
     }
-    let state = StateDir::new(a.state, "fleet")?;
+    let mut state = StateDir::new(a.state, "fleet")?;
     let mut sc = stack_config(&state.path, &a.stack);
     sc.key_mode = matches!(a.device.mode, ModeArg::Key);
     let mut fc = FleetConfig::new(a.devices, state.path.join("devices"));
@@ -318,13 +351,23 @@ fn fleet_cmd(a: FleetArgs) -> Result<()> {
         "fleet: {} devices, {}; {rates}; {} Lambda processes",
         a.devices, fc.arrival, a.stack.concurrency
     );
-    let report = runtime()?.block_on(async {
+    let report = run_until_interrupted(async {
         let stack = LocalStack::start(sc).await?;
         eprintln!("stack up; devices arriving");
         fleet::run(&stack, &fc).await
-    })?;
+    });
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            if e.to_string() != "interrupted" {
+                state.keep_for_diagnosis();
+            }
+            return Err(e);
+        }
+    };
     println!("\nchunkprov fleet ({rates})\n{}", report.summary());
     if report.verified() != report.devices.len() {
+        state.keep_for_diagnosis();
         bail!(
             "{} of {} devices not verified",
             report.devices.len() - report.verified(),
@@ -447,7 +490,7 @@ fn device_cmd(a: DeviceArgs) -> Result<()> {
         stop_after_frames: a.stop_after_frames,
         deadline: Duration::from_secs(300),
     };
-    let report = runtime()?.block_on(async {
+    let report = run_until_interrupted(async {
         let mut sim = Simulator::open(spec, endpoints)?;
         sim.run(&limits).await
     })?;

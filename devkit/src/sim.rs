@@ -166,7 +166,7 @@ pub struct Report {
     pub received: usize,
     /// The bundle's length and frame count, from the frames' headers.
     pub bundle: Option<(u32, u16)>,
-    /// Every message published: topic and payload.
+    /// Every message published (written to the connection): topic and payload.
     pub published: Vec<(String, Vec<u8>)>,
     /// Client ids connected under, in order (`claim:` or `thing:` prefixed).
     pub connects: Vec<String>,
@@ -453,7 +453,6 @@ impl Simulator {
                         _ => format!("publish on {t}"),
                     };
                     self.note(&mut report, what);
-                    report.published.push((t.clone(), payload.clone()));
                     let Some(c) = conn.as_mut() else {
                         client
                             .disconnected(&mut self.flash, &cfg)
@@ -462,7 +461,7 @@ impl Simulator {
                     };
                     let sent = c
                         .client
-                        .publish(t, QoS::AtLeastOnce, false, payload)
+                        .publish(t.clone(), QoS::AtLeastOnce, false, payload.clone())
                         .await
                         .is_ok();
                     let p = if sent {
@@ -480,7 +479,11 @@ impl Simulator {
                         Pumped::Disconnected("client closed".into())
                     };
                     let lost = match p {
-                        Pumped::Reached => None,
+                        Pumped::Reached => {
+                            // Counted once it has left (not when the connection was gone).
+                            report.published.push((t, payload));
+                            None
+                        }
                         Pumped::Timeout => Some("publish not sent in time".to_string()),
                         Pumped::Disconnected(e) => Some(e),
                     };

@@ -306,25 +306,11 @@ pub struct LocalStack {
 /// The provisioning template body exactly as `deploy/template.yaml` deploys it, with the
 /// device policy's name filled in.
 pub fn deployed_template_body(policy: &str) -> Result<String> {
-    let yaml = include_str!("../../deploy/template.yaml");
-    let start = yaml
-        .find("TemplateBody: !Sub |")
-        .ok_or_else(|| anyhow!("no TemplateBody in deploy/template.yaml"))?;
-    let mut lines = yaml[start..].lines().skip(1);
-    let first = lines.next().unwrap_or_default();
-    let indent = first.len() - first.trim_start().len();
-    let mut body = String::from(first.trim_start());
-    for l in lines {
-        if !l.trim().is_empty() && l.len() - l.trim_start().len() < indent {
-            break;
-        }
-        body.push('\n');
-        body.push_str(l.get(indent..).unwrap_or(""));
-    }
-    let body = body.replace("${DevicePolicy}", policy);
-    serde_json::from_str::<serde_json::Value>(&body)
-        .context("the template body in deploy/template.yaml is not JSON")?;
-    Ok(body)
+    chunkprov_iot_emulator::cloudformation_template_body(
+        include_str!("../../deploy/template.yaml"),
+        policy,
+    )
+    .map_err(|e| anyhow!("deploy/template.yaml: {e}"))
 }
 
 impl LocalStack {

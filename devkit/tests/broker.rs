@@ -45,6 +45,17 @@ fn a_claim_certificate_cannot_connect_as_a_thing() {
     });
 }
 
+/// A device certificate and key from the local CA (CN `aws-iot-certificate-…`).
+fn device_pair(stack: &Stack) -> (Pair, String) {
+    let issued = stack.pki.issue_keys_and_certificate().unwrap();
+    let cn = LocalPki::common_name(&issued.cert_pem).unwrap();
+    let pair = Pair {
+        cert_pem: issued.cert_pem,
+        key_pem: issued.key_pem.unwrap(),
+    };
+    (pair, cn)
+}
+
 #[test]
 fn the_device_listener_lets_a_certificate_act_only_as_the_thing_it_is_granted() {
     let stack = Stack::start("device-acl");
@@ -58,51 +69,99 @@ fn the_device_listener_lets_a_certificate_act_only_as_the_thing_it_is_granted() 
             .unwrap();
         wait_for(&svc_seen, 5, "SUBACK", |s| s.suback_codes.len() == 1).await;
 
-        let issued = stack.pki.issue_keys_and_certificate().unwrap();
-        let cn = LocalPki::common_name(&issued.cert_pem).unwrap();
-        let pair = Pair {
-            cert_pem: issued.cert_pem,
-            key_pem: issued.key_pem.unwrap(),
-        };
+        let (a_pair, a_cn) = device_pair(&stack);
+        let (p_pair, p_cn) = device_pair(&stack);
         let (a, a_ev) = stack
-            .connect(&pair, stack.broker.device_port, "dev-A")
+            .connect(&a_pair, stack.broker.device_port, "dev-A")
             .await
             .unwrap();
         let (a_seen, _h2) = watch(a_ev);
-        let mut pubacks = 0;
-        let mut publish = |topic: &'static str, body: &'static [u8]| {
-            pubacks += 1;
-            let (a, want) = (a.clone(), pubacks);
-            let seen = a_seen.clone();
+        let (p, p_ev) = stack
+            .connect(&p_pair, stack.broker.device_port, "probe")
+            .await
+            .unwrap();
+        let (p_seen, _h3) = watch(p_ev);
+        // Each generation of grants gives the probe certificate a topic of its own; once a
+        // probe publish on it is delivered, that generation is in force. (A PUBACK means the
+        // broker has judged the publish, so whatever it let through is queued by then.)
+        let in_force = |generation: u32| {
+            let (p, p_seen, svc_seen) = (p.clone(), p_seen.clone(), svc_seen.clone());
             async move {
+                let topic = format!("chunkprov/probe-{generation}/confirm");
+                for attempt in 1..=100u32 {
+                    let acked = p_seen.lock().unwrap().pubacks;
+                    p.publish(&topic, QoS::AtLeastOnce, false, b"probe".to_vec())
+                        .await
+                        .unwrap();
+                    wait_for(&p_seen, 5, "probe PUBACK", |s| s.pubacks > acked).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if svc_seen
+                        .lock()
+                        .unwrap()
+                        .publishes
+                        .iter()
+                        .any(|m| m.topic == topic)
+                    {
+                        return;
+                    }
+                    assert!(
+                        attempt < 100,
+                        "grants generation {generation} never took effect"
+                    );
+                }
+            }
+        };
+        let publish = |topic: &'static str, body: &'static [u8]| {
+            let (a, a_seen) = (a.clone(), a_seen.clone());
+            async move {
+                let acked = a_seen.lock().unwrap().pubacks;
                 a.publish(topic, QoS::AtLeastOnce, false, body.to_vec())
                     .await
                     .unwrap();
                 // MQTT 3.1.1 PUBACKs a denied publish too: only delivery tells.
-                wait_for(&seen, 5, "PUBACK", |s| s.pubacks == want).await;
+                wait_for(&a_seen, 5, "PUBACK", |s| s.pubacks > acked).await;
             }
         };
-        // Not yet granted (the certificate is not attached to any thing): nothing delivered.
+        let grant = |cn: &str, thing: &str| DeviceGrant {
+            username: cn.into(),
+            thing: thing.into(),
+        };
+        // Not granted (not attached to any thing): nothing delivered.
         publish("chunkprov/dev-A/confirm", b"before").await;
         // Granted as dev-A (the control plane attached and activated it).
-        let grant = DeviceGrant {
-            username: cn.clone(),
-            thing: "dev-A".into(),
-        };
-        stack.broker.set_device_grants(&[grant]).unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await; // the reload is asynchronous
+        stack
+            .broker
+            .set_device_grants(&[grant(&a_cn, "dev-A"), grant(&p_cn, "probe-1")])
+            .unwrap();
+        in_force(1).await;
         publish("chunkprov/dev-B/confirm", b"forged").await;
         publish("chunkprov/dev-A/confirm", b"own").await;
-        wait_for(&svc_seen, 5, "dev-A's own confirmation", |s| {
-            !s.publishes.is_empty()
-        })
-        .await;
-        // Revoked: nothing again, on the same connection.
-        stack.broker.set_device_grants(&[]).unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Reading too: only the granted thing's answers reach it.
+        for t in [
+            "chunkprov/dev-A/confirm/accepted",
+            "chunkprov/dev-B/confirm/accepted",
+        ] {
+            a.subscribe(t, QoS::AtLeastOnce).await.unwrap();
+        }
+        wait_for(&a_seen, 5, "two SUBACKs", |s| s.suback_codes.len() == 2).await;
+        for t in [
+            "chunkprov/dev-B/confirm/accepted",
+            "chunkprov/dev-A/confirm/accepted",
+        ] {
+            svc.publish(t, QoS::AtLeastOnce, false, b"answer".to_vec())
+                .await
+                .unwrap();
+        }
+        wait_for(&a_seen, 5, "dev-A's answer", |s| !s.publishes.is_empty()).await;
+        // Revoked (only the probe's next generation left): nothing again, same connection.
+        stack
+            .broker
+            .set_device_grants(&[grant(&p_cn, "probe-2")])
+            .unwrap();
+        in_force(2).await;
         publish("chunkprov/dev-A/confirm", b"after").await;
-        // Mosquitto handles one client's messages in order: a control message from the
-        // service side marks the end.
+        // Mosquitto delivers to one subscriber in the order it judged the publishes: a marker
+        // from the service side ends the sequence.
         svc.publish(
             "chunkprov/end/confirm",
             QoS::AtLeastOnce,
@@ -111,12 +170,18 @@ fn the_device_listener_lets_a_certificate_act_only_as_the_thing_it_is_granted() 
         )
         .await
         .unwrap();
-        wait_for(&svc_seen, 5, "the end marker", |s| s.publishes.len() == 2).await;
+        wait_for(&svc_seen, 5, "the end marker", |s| {
+            s.publishes
+                .iter()
+                .any(|m| m.topic == "chunkprov/end/confirm")
+        })
+        .await;
         let s = svc_seen.lock().unwrap();
         let got: Vec<(&str, &[u8])> = s
             .publishes
             .iter()
-            .map(|p| (p.topic.as_str(), p.payload.as_ref()))
+            .filter(|m| !m.topic.starts_with("chunkprov/probe-"))
+            .map(|m| (m.topic.as_str(), m.payload.as_ref()))
             .collect();
         assert_eq!(
             got,
@@ -125,6 +190,14 @@ fn the_device_listener_lets_a_certificate_act_only_as_the_thing_it_is_granted() 
                 ("chunkprov/end/confirm", &b"end"[..])
             ]
         );
+        let a_got: Vec<String> = a_seen
+            .lock()
+            .unwrap()
+            .publishes
+            .iter()
+            .map(|m| m.topic.clone())
+            .collect();
+        assert_eq!(a_got, ["chunkprov/dev-A/confirm/accepted"]);
     });
 }
 

@@ -65,6 +65,31 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The fleet-provisioning template body as a CloudFormation template declares it: the block
+/// under the first `TemplateBody: !Sub |`, unindented, with `${DevicePolicy}` replaced by
+/// `device_policy`. `deploy/template.yaml` is read this way by the tests and the local stack,
+/// so they register things with exactly what the deployment installs.
+pub fn cloudformation_template_body(yaml: &str, device_policy: &str) -> Result<String, String> {
+    let start = yaml
+        .find("TemplateBody: !Sub |")
+        .ok_or("no `TemplateBody: !Sub |` in the template")?;
+    let mut lines = yaml[start..].lines().skip(1);
+    let first = lines.next().unwrap_or_default();
+    let indent = first.len() - first.trim_start().len();
+    let mut body = String::from(first.trim_start());
+    for l in lines {
+        if !l.trim().is_empty() && l.len() - l.trim_start().len() < indent {
+            break;
+        }
+        body.push('\n');
+        body.push_str(l.get(indent..).unwrap_or(""));
+    }
+    let body = body.replace("${DevicePolicy}", device_policy);
+    serde_json::from_str::<Value>(&body)
+        .map_err(|e| format!("the template body is not JSON: {e}"))?;
+    Ok(body)
+}
+
 /// The account id the emulator reports in ARNs.
 pub const ACCOUNT: &str = "123456789012";
 

@@ -234,27 +234,13 @@ fn grant(thing: &str, id: &str, pem: &str) -> Grant {
     }
 }
 
-/// The provisioning template body exactly as `deploy/template.yaml` deploys it, with the
-/// device policy's name filled in.
+/// The provisioning template body exactly as `deploy/template.yaml` deploys it.
 fn deployed_template_body(policy: &str) -> String {
-    let yaml = include_str!("../../deploy/template.yaml");
-    let start = yaml
-        .find("TemplateBody: !Sub |")
-        .expect("TemplateBody in the template");
-    let mut lines = yaml[start..].lines().skip(1);
-    let first = lines.next().unwrap();
-    let indent = first.len() - first.trim_start().len();
-    let mut body = String::from(first.trim_start());
-    for l in lines {
-        if !l.trim().is_empty() && l.len() - l.trim_start().len() < indent {
-            break;
-        }
-        body.push('\n');
-        body.push_str(l.get(indent..).unwrap_or(""));
-    }
-    let body = body.replace("${DevicePolicy}", policy);
-    serde_json::from_str::<serde_json::Value>(&body).expect("the template body is JSON");
-    body
+    chunkprov_iot_emulator::cloudformation_template_body(
+        include_str!("../../deploy/template.yaml"),
+        policy,
+    )
+    .unwrap()
 }
 
 fn code<E: ProvideErrorMetadata>(e: &E) -> &str {
