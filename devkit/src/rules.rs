@@ -98,7 +98,8 @@ pub struct RulesConfig {
     /// number of retries (default 1 s, 2 s: Lambda's two async retries, scaled down).
     pub retry_delays: Vec<Duration>,
     /// The most invoke requests open at once (each one a connection to the Runtime API,
-    /// queued there or running; default 512).
+    /// queued there or running; default 16: `cargo lambda watch` 1.9 stops answering with
+    /// hundreds open at once).
     pub max_in_flight: usize,
 }
 
@@ -109,7 +110,7 @@ impl RulesConfig {
             topics,
             name: "rules".into(),
             retry_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
-            max_in_flight: 512,
+            max_in_flight: 16,
         }
     }
 }

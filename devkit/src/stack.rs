@@ -379,7 +379,13 @@ impl LocalStack {
             &pki,
             &broker,
             functions.clone(),
-            RulesConfig::new(config.topics.clone()),
+            RulesConfig {
+                // Invocations queue in the engine, two per Lambda process at the Runtime API:
+                // `cargo lambda watch` 1.9 stops answering with hundreds of invocations open
+                // at once (seen with a 1,000-device burst).
+                max_in_flight: config.concurrency.max(1) * 2,
+                ..RulesConfig::new(config.topics.clone())
+            },
         )
         .await?;
         Ok(Self {
