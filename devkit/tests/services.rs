@@ -3,6 +3,8 @@
 //! engine between the real Mosquitto brokers and that Lambda. A missing tool fails the test
 //! with its install command; nothing is skipped.
 
+mod support;
+
 use chunkprov_devkit::broker::{Broker, Topics};
 use chunkprov_devkit::ca::LocalPki;
 use chunkprov_devkit::functions::{lambda_binary, FunctionConfig, Functions};
@@ -15,10 +17,10 @@ use chunkprov_protocol::RejectCode;
 use rumqttc::{AsyncClient, EventLoop, QoS};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::TempDir;
 
 const TABLE: &str = "chunkprov";
 
@@ -29,29 +31,6 @@ fn sweep() -> serde_json::Value {
         "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": REGION,
         "resources": [], "detail": {}
     })
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "chunkprov-services-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn moto(dir: &TempDir) -> Moto {
