@@ -1,24 +1,13 @@
 //! The emulator answers the AWS SDK as AWS IoT would for the operations it implements, and
 //! refuses what the SDK would never send.
 
+mod common;
+
 use chunkprov_iot_emulator::Emulator;
+use common::iot as client;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-
-fn client(endpoint: &str) -> aws_sdk_iot::Client {
-    aws_sdk_iot::Client::from_conf(
-        aws_sdk_iot::Config::builder()
-            .behavior_version(aws_sdk_iot::config::BehaviorVersion::latest())
-            .region(aws_sdk_iot::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_iot::config::Credentials::new(
-                "a", "b", None, None, "test",
-            ))
-            .endpoint_url(endpoint)
-            .retry_config(aws_sdk_iot::config::retry::RetryConfig::disabled())
-            .build(),
-    )
-}
 
 const TEMPLATE: &str = r#"{
   "Parameters": {
@@ -175,7 +164,10 @@ async fn describe_provisioning_template_and_register_thing_through_the_sdk() {
     let reqs = emu.requests();
     assert!(reqs
         .iter()
-        .all(|r| r.headers["authorization"].starts_with("AWS4-HMAC-SHA256 Credential=a/")));
+        .all(|r| r.headers["authorization"].starts_with(&format!(
+            "AWS4-HMAC-SHA256 Credential={}/",
+            common::ACCESS_KEY
+        ))));
     assert_eq!(
         reqs.iter()
             .filter(|r| r.operation == "RegisterThing")

@@ -2,9 +2,12 @@
 //! emulator holds certificates (signed by a test CA built on rcgen) and things in a temporary
 //! directory, and hands publishes and grants to a test double of the broker.
 
+mod common;
+
 use aws_sdk_iot::error::ProvideErrorMetadata;
 use aws_sdk_iot::types::CertificateStatus;
 use chunkprov_iot_emulator::{Authority, Broker, Emulator, Grant, OpStats, Running};
+use common::iot;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType, IsCa, Issuer,
     KeyPair, KeyUsagePurpose, PublicKeyData,
@@ -99,20 +102,6 @@ impl Broker for BrokerDouble {
     }
 }
 
-fn iot(endpoint: &str) -> aws_sdk_iot::Client {
-    aws_sdk_iot::Client::from_conf(
-        aws_sdk_iot::Config::builder()
-            .behavior_version(aws_sdk_iot::config::BehaviorVersion::latest())
-            .region(aws_sdk_iot::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_iot::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .endpoint_url(endpoint)
-            .retry_config(aws_sdk_iot::config::retry::RetryConfig::disabled())
-            .build(),
-    )
-}
-
 fn data(endpoint: &str) -> aws_sdk_iotdataplane::Client {
     use aws_sdk_iotdataplane::config;
     aws_sdk_iotdataplane::Client::from_conf(
@@ -120,7 +109,11 @@ fn data(endpoint: &str) -> aws_sdk_iotdataplane::Client {
             .behavior_version(config::BehaviorVersion::latest())
             .region(config::Region::new("eu-west-1"))
             .credentials_provider(config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
+                common::ACCESS_KEY,
+                "secret",
+                None,
+                None,
+                "test",
             ))
             .endpoint_url(endpoint)
             .retry_config(config::retry::RetryConfig::disabled())
