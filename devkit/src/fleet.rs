@@ -105,8 +105,6 @@ pub struct FleetReport {
     pub config: FleetConfig,
     /// Every device, by serial.
     pub devices: Vec<DeviceResult>,
-    /// From the first arrival to the last device's end (failures included).
-    pub elapsed: Duration,
     /// IoT API calls, throttles and failures by operation.
     pub api: BTreeMap<String, OpStats>,
 }
@@ -281,55 +279,37 @@ pub async fn run(stack: &LocalStack, cfg: &FleetConfig) -> Result<FleetReport> {
             let r = run.await;
             let latency = t0.elapsed();
             done.fetch_add(1, Ordering::Relaxed);
-            let end = Instant::now();
-            match r {
-                Ok(report) => {
-                    let outcome = match report.outcome {
+            let (outcome, sent, received, frames) = match r {
+                Ok(report) => (
+                    match report.outcome {
                         Some(Outcome::Done(p)) => Ok(p),
                         other => Err(format!("ended {other:?}")),
-                    };
-                    (
-                        end,
-                        DeviceResult {
-                            serial,
-                            latency,
-                            ended: Duration::ZERO,
-                            sent: report.published.len(),
-                            received: report.received,
-                            frames: report.frames.len(),
-                            outcome,
-                            verified: Err("not checked".into()),
-                        },
-                    )
-                }
-                Err(e) => (
-                    end,
-                    DeviceResult {
-                        serial,
-                        latency,
-                        ended: Duration::ZERO,
-                        sent: 0,
-                        received: 0,
-                        frames: 0,
-                        outcome: Err(format!("{e:#}")),
-                        verified: Err("not checked".into()),
                     },
+                    report.published.len(),
+                    report.received,
+                    report.frames.len(),
                 ),
+                Err(e) => (Err(format!("{e:#}")), 0, 0, 0),
+            };
+            DeviceResult {
+                serial,
+                latency,
+                ended: start.elapsed(),
+                sent,
+                received,
+                frames,
+                outcome,
+                verified: Err("not checked".into()),
             }
         }));
     }
     let mut devices = Vec::with_capacity(cfg.devices);
-    let mut last = start;
     for t in tasks {
-        let (end, mut d) = t.await.context("a device task panicked")?;
-        last = last.max(end);
-        d.ended = end - start;
-        devices.push(d);
+        devices.push(t.await.context("a device task panicked")?);
     }
     if let Some(p) = progress {
         p.abort();
     }
-    let elapsed = last - start;
     let after = stack.emulator.stats();
     for d in &mut devices {
         if let Ok(p) = &d.outcome {
@@ -353,7 +333,6 @@ pub async fn run(stack: &LocalStack, cfg: &FleetConfig) -> Result<FleetReport> {
     Ok(FleetReport {
         config: cfg.clone(),
         devices,
-        elapsed,
         api,
     })
 }

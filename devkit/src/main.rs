@@ -519,8 +519,7 @@ fn device_cmd(a: DeviceArgs) -> Result<()> {
 
 fn claim_cmd(a: ClaimArgs) -> Result<()> {
     if !a.aws {
-        let pki = LocalPki::open(&a.state)?;
-        let pair = pki.claim_certificate(&a.batch)?;
+        LocalPki::open(&a.state)?.claim_certificate(&a.batch)?;
         println!(
             "claim certificate for batch {} (CN claim-{}): {}/claims/{}.crt and .key",
             a.batch,
@@ -528,7 +527,6 @@ fn claim_cmd(a: ClaimArgs) -> Result<()> {
             a.state.display(),
             a.batch
         );
-        let _ = pair;
         return Ok(());
     }
     let policy = a

@@ -190,16 +190,20 @@ impl Bridge {
         })
     }
 
-    /// Whether this publish is a frame to lose (once).
-    fn loses(&self, topic_name: &str, payload: &[u8]) -> bool {
-        let Some((id, Kind::Frame)) = topic::parse(&self.topics.prefix, topic_name) else {
+    /// Whether this publish is a frame to lose (once). Frames are decoded only while some loss
+    /// is pending, so the data plane's usual path does no extra work.
+    fn loses(&self, id: &str, kind: Kind, payload: &[u8]) -> bool {
+        if kind != Kind::Frame {
             return false;
-        };
-        let Ok((h, _)) = chunkprov_protocol::frame::decode(payload) else {
-            return false;
-        };
+        }
         let mut lose = self.lose.lock().unwrap_or_else(|e| e.into_inner());
-        lose.remove(&(id.to_string(), h.index))
+        if lose.is_empty() {
+            return false;
+        }
+        match chunkprov_protocol::frame::decode(payload) {
+            Ok((h, _)) => lose.remove(&(id.to_string(), h.index)),
+            Err(_) => false,
+        }
     }
 
     /// The data plane's counters.
@@ -222,13 +226,12 @@ impl Drop for Bridge {
 #[async_trait::async_trait]
 impl chunkprov_iot_emulator::Broker for Bridge {
     async fn publish(&self, topic_name: &str, payload: Vec<u8>, qos: u8) -> Result<(), String> {
-        if self.loses(topic_name, &payload) {
+        let (id, kind) = topic::parse(&self.topics.prefix, topic_name)
+            .ok_or_else(|| format!("{topic_name}: not a chunkprov topic"))?;
+        if self.loses(id, kind, &payload) {
             self.lost.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let id = topic::parse(&self.topics.prefix, topic_name)
-            .map(|(id, _)| id)
-            .ok_or_else(|| format!("{topic_name}: not a chunkprov topic"))?;
         let broker = self.broker.upgrade().ok_or("the broker has stopped")?;
         let side = if broker.service_port_for(id) == self.claim_port {
             &self.claim_side
@@ -414,8 +417,8 @@ impl LocalStack {
             self.broker.device_port,
             self.broker.device_service_port,
             self.served.addr.port(),
+            self.moto.port(),
         ];
-        ports.extend(port_of(&self.moto.endpoint()));
         ports.extend(port_of(&self.functions.invoke_url()));
         ports
     }
