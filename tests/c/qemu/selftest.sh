@@ -76,6 +76,8 @@ for abi in soft hard; do
     expect $abi abort 98 'assertion "one == 2" failed'
     expect $abi fault 103 "FAULT: HardFault"
     expect $abi stackoverflow 103 "CFSR=0x00100000" # UsageFault STKOF
+    expect $abi stack 0 "use(4000) measured"
+    expect $abi stackbudget 103 "in use_2000, run on a stack budget of 1024 bytes"
     QEMU_TIMEOUT=3 expect $abi hang 124 "looping forever"
 
     (cd "$dir" && ctest --output-on-failure >"$dir/ctest.log" 2>&1)

@@ -56,6 +56,10 @@ void PendSV_Handler(void) __attribute__((weak, alias("Fault_Handler")));
 void SysTick_Handler(void) __attribute__((weak, alias("Fault_Handler")));
 void Default_IRQHandler(void) __attribute__((weak, alias("Fault_Handler")));
 
+/* Says more about where a fault happened (stack.c: the measured call and its
+ * stack budget); nothing unless something defines it. */
+void harness_fault_note(void) __attribute__((weak));
+
 /*
  * Vector table: initial SP, 15 system exceptions, then external IRQs. Only
  * the first 16 IRQs get an entry; the harness enables none. Must be at
@@ -186,6 +190,9 @@ void fault_report(const uint32_t *frame, uint32_t exc_return)
     p = put_hex(p, SAU_SFAR);
     p = put_str(p, "\n");
     semihost_write(1, line, (size_t)(p - line));
+    if (harness_fault_note) {
+        harness_fault_note();
+    }
 
     semihost_exit(n < 16 ? (int)(100 + n) : 99);
 }
