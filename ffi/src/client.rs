@@ -303,7 +303,7 @@ fn flash_status(platform: &chunkprov_platform, e: Error<Fault>) -> chunkprov_sta
     match e {
         Error::Flash(_) | Error::Aborted => chunkprov_status::FlashError,
         Error::Rejected(code) => {
-            log!(platform, Error, "store: ", code.name());
+            log!(platform, Error, "store: ", code);
             chunkprov_status::InvalidArgument
         }
     }
@@ -667,7 +667,7 @@ pub unsafe extern "C" fn chunkprov_client_message_end(
         Ok(n) => {
             match n {
                 Notice::FrameRejected { code, .. } => {
-                    log!(flash.platform, Warn, "frame rejected: ", code.name())
+                    log!(flash.platform, Warn, "frame rejected: ", code)
                 }
                 Notice::Committed => log!(
                     flash.platform,

@@ -1,7 +1,14 @@
 //! Diagnostics to the platform's log callback: short lines put together on the stack from
-//! string and integer pieces (no `core::fmt`, which would add kilobytes to the image).
+//! string and integer pieces by one out-of-line writer, [`write`] (no `core::fmt`, which would
+//! add kilobytes to the image). A call site only lists its pieces. Rejection codes are written
+//! as their numbers (the protocol's codes, which are also the status values; see
+//! `chunkprov_status_name()`).
+//!
+//! Without the `log` feature no line is built and the callback is never called: every `log!`
+//! compiles to nothing.
 
 use crate::flash::chunkprov_platform;
+use chunkprov_device::protocol::RejectCode;
 
 /// Severity of a log line.
 #[repr(C)]
@@ -20,19 +27,64 @@ pub enum chunkprov_log_level {
 /// Longest log line, including the terminating NUL.
 const LINE: usize = 96;
 
-pub(crate) struct Line {
+/// One piece of a log line.
+#[derive(Clone, Copy)]
+pub(crate) enum Piece<'a> {
+    Str(&'a str),
+    Unsigned(u32),
+    Signed(i32),
+    Hex(u32),
+}
+
+/// An integer written in hexadecimal, `0x` first.
+pub(crate) struct Hex(pub u32);
+
+impl<'a> From<&'a str> for Piece<'a> {
+    #[inline(always)]
+    fn from(s: &'a str) -> Self {
+        Piece::Str(s)
+    }
+}
+
+macro_rules! unsigned {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Piece<'_> {
+            #[inline(always)]
+            fn from(v: $t) -> Self {
+                Piece::Unsigned(v as u32)
+            }
+        }
+    )*};
+}
+unsigned!(u8, u16, u32, usize);
+
+impl From<i32> for Piece<'_> {
+    #[inline(always)]
+    fn from(v: i32) -> Self {
+        Piece::Signed(v)
+    }
+}
+
+impl From<Hex> for Piece<'_> {
+    #[inline(always)]
+    fn from(v: Hex) -> Self {
+        Piece::Hex(v.0)
+    }
+}
+
+impl From<RejectCode> for Piece<'_> {
+    #[inline(always)]
+    fn from(code: RejectCode) -> Self {
+        Piece::Unsigned(u32::from(code as u16))
+    }
+}
+
+struct Line {
     buf: [u8; LINE],
     len: usize,
 }
 
 impl Line {
-    pub(crate) const fn new() -> Self {
-        Self {
-            buf: [0; LINE],
-            len: 0,
-        }
-    }
-
     fn push(&mut self, b: u8) {
         // Keep one byte for the NUL; cut silently when full.
         if self.len + 1 < LINE {
@@ -43,90 +95,72 @@ impl Line {
         }
     }
 
-    pub(crate) fn emit(mut self, platform: &chunkprov_platform, level: chunkprov_log_level) {
-        let Some(cb) = platform.log else { return };
-        if let Some(end) = self.buf.get_mut(self.len) {
-            *end = 0;
-        }
-        self.len = 0;
-        // SAFETY: the callback was supplied by the caller for exactly this use; the line is
-        // NUL-terminated and outlives the call.
-        unsafe { cb(platform.ctx, level, self.buf.as_ptr().cast()) };
-    }
-}
-
-/// Something that can be put in a log line.
-pub(crate) trait Piece {
-    fn put(&self, line: &mut Line);
-}
-
-impl Piece for &str {
-    fn put(&self, line: &mut Line) {
-        for &b in self.as_bytes() {
-            line.push(b);
+    fn push_all(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.push(b);
         }
     }
 }
 
-fn decimal(line: &mut Line, negative: bool, v: u32) {
-    if negative {
-        line.push(b'-');
-    }
-    let mut digits = [0u8; 10];
-    for &d in chunkprov_device::protocol::decimal(v, &mut digits) {
-        line.push(d);
-    }
-}
-
-macro_rules! unsigned {
-    ($($t:ty),*) => {$(
-        impl Piece for $t {
-            fn put(&self, line: &mut Line) {
-                decimal(line, false, *self as u32);
+/// Writes one line made of `pieces` to the platform's log callback, if it has one.
+#[inline(never)]
+pub(crate) fn write(platform: &chunkprov_platform, level: chunkprov_log_level, pieces: &[Piece]) {
+    let Some(cb) = platform.log else { return };
+    let mut line = Line {
+        buf: [0; LINE],
+        len: 0,
+    };
+    for piece in pieces {
+        let mut digits = [0u8; 10];
+        match *piece {
+            Piece::Str(s) => line.push_all(s.as_bytes()),
+            Piece::Unsigned(v) => {
+                line.push_all(chunkprov_device::protocol::decimal(v, &mut digits));
             }
-        }
-    )*};
-}
-unsigned!(u8, u16, u32, usize);
-
-impl Piece for i32 {
-    fn put(&self, line: &mut Line) {
-        decimal(line, *self < 0, self.unsigned_abs());
-    }
-}
-
-/// An integer written in hexadecimal, `0x` first.
-pub(crate) struct Hex(pub u32);
-
-impl Piece for Hex {
-    fn put(&self, line: &mut Line) {
-        line.push(b'0');
-        line.push(b'x');
-        let mut started = false;
-        for shift in (0..8).rev() {
-            let nibble = ((self.0 >> (shift * 4)) & 0xF) as u8;
-            if nibble != 0 || started || shift == 0 {
-                started = true;
-                line.push(if nibble < 10 {
-                    b'0' + nibble
-                } else {
-                    b'a' + nibble - 10
-                });
+            Piece::Signed(v) => {
+                if v < 0 {
+                    line.push(b'-');
+                }
+                let digits = chunkprov_device::protocol::decimal(v.unsigned_abs(), &mut digits);
+                line.push_all(digits);
+            }
+            Piece::Hex(v) => {
+                line.push_all(b"0x");
+                let mut started = false;
+                for shift in (0..8).rev() {
+                    let nibble = ((v >> (shift * 4)) & 0xF) as u8;
+                    if nibble != 0 || started || shift == 0 {
+                        started = true;
+                        line.push(if nibble < 10 {
+                            b'0' + nibble
+                        } else {
+                            b'a' + nibble - 10
+                        });
+                    }
+                }
             }
         }
     }
+    if let Some(end) = line.buf.get_mut(line.len) {
+        *end = 0;
+    }
+    // SAFETY: the callback was supplied by the caller for exactly this use; the line is
+    // NUL-terminated and outlives the call.
+    unsafe { cb(platform.ctx, level, line.buf.as_ptr().cast()) };
 }
 
 /// `log!(platform, Level, piece, piece, …)`: one line to the platform's log callback, if it has
-/// one. Pieces are string slices, unsigned integers, `i32` and [`Hex`].
+/// one. Pieces are string slices, unsigned integers, `i32`, [`Hex`] and rejection codes (as
+/// numbers). Without the `log` feature nothing is evaluated or written.
 macro_rules! log {
-    ($platform:expr, $level:ident, $($piece:expr),+ $(,)?) => {{
-        let platform: &$crate::flash::chunkprov_platform = $platform;
-        if platform.log.is_some() {
-            let mut line = $crate::log::Line::new();
-            $( $crate::log::Piece::put(&$piece, &mut line); )+
-            line.emit(platform, $crate::log::chunkprov_log_level::$level);
+    ($platform:expr, $level:ident, $($piece:expr),+ $(,)?) => {
+        if cfg!(feature = "log") {
+            $crate::log::write(
+                $platform,
+                $crate::log::chunkprov_log_level::$level,
+                &[$($crate::log::Piece::from($piece)),+],
+            );
         }
-    }};
+    };
 }
 pub(crate) use log;

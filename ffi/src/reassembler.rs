@@ -90,15 +90,7 @@ unsafe fn state<'a>(
 fn status_of(platform: &chunkprov_platform, e: Error<Fault>) -> chunkprov_status {
     match e {
         Error::Rejected(code) => {
-            log!(
-                platform,
-                Warn,
-                "frame rejected: ",
-                code.name(),
-                " (",
-                code as u16,
-                ")"
-            );
+            log!(platform, Warn, "frame rejected: ", code);
             code.into()
         }
         Error::Flash(_) => chunkprov_status::FlashError,
