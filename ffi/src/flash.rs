@@ -56,9 +56,11 @@ type ReadFn = unsafe extern "C" fn(*mut c_void, u32, *mut u8, u32) -> c_int;
 type WriteFn = unsafe extern "C" fn(*mut c_void, u32, *const u8, u32) -> c_int;
 type EraseFn = unsafe extern "C" fn(*mut c_void, u32, u32) -> c_int;
 
-/// A flash callback's non-zero return value.
+/// A flash callback failed (or was asked for something outside the flash). Zero-sized: the
+/// callback's value is logged where it is met, and every caller reports
+/// CHUNKPROV_STATUS_FLASH_ERROR, so carrying it would only widen every `Result` on the way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Fault(pub c_int);
+pub(crate) struct Fault;
 
 impl NorFlashError for Fault {
     fn kind(&self) -> NorFlashErrorKind {
@@ -126,10 +128,10 @@ impl<'p> CFlash<'p> {
     }
 
     fn bounds(&self, offset: u32, len: usize) -> Result<u32, Fault> {
-        let len = u32::try_from(len).map_err(|_| Fault(-22))?;
+        let len = u32::try_from(len).map_err(|_| Fault)?;
         match offset.checked_add(len) {
             Some(end) if end <= self.capacity => Ok(len),
-            _ => Err(Fault(-22)),
+            _ => Err(Fault),
         }
     }
 
@@ -147,7 +149,7 @@ impl<'p> CFlash<'p> {
             " failed: ",
             rc
         );
-        Err(Fault(rc))
+        Err(Fault)
     }
 }
 
@@ -182,7 +184,7 @@ impl NorFlash for CFlash<'_> {
     }
 
     fn erase(&mut self, from: u32, to: u32) -> Result<(), Fault> {
-        let len = to.checked_sub(from).ok_or(Fault(-22))?;
+        let len = to.checked_sub(from).ok_or(Fault)?;
         self.bounds(from, len as usize)?;
         // SAFETY: plain integers.
         let rc = unsafe { (self.erase)(self.platform.ctx, from, len) };
