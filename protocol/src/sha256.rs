@@ -119,24 +119,30 @@ impl Sha256 {
 
     /// The digest of everything added.
     pub fn finalize(mut self) -> [u8; 32] {
+        // Padding in place, in the block buffer: 0x80, zeros, the length in bits (big-endian)
+        // in the last 8 bytes; one more block when those do not fit after the data.
         let bits = self.total.wrapping_mul(8);
-        let mut pad = [0u8; 72];
-        if let Some(first) = pad.first_mut() {
-            *first = 0x80;
+        if let Some((marker, zeros)) = self
+            .block
+            .get_mut(self.used..)
+            .and_then(<[u8]>::split_first_mut)
+        {
+            *marker = 0x80;
+            zeros.fill(0);
         }
-        // Pad to 56 bytes mod 64, then the length.
-        let pad_len = if self.used < 56 {
-            56 - self.used
-        } else {
-            120 - self.used
-        };
-        let total = self.total;
-        self.update(pad.get(..pad_len).unwrap_or(&[]));
-        self.update(&bits.to_be_bytes());
-        self.total = total;
+        if self.used >= 56 {
+            compress(&mut self.state, &self.block);
+            self.block = [0; 64];
+        }
+        if let Some(length) = self.block.last_chunk_mut::<8>() {
+            *length = bits.to_be_bytes();
+        }
+        compress(&mut self.state, &self.block);
         let mut out = [0u8; 32];
         for (o, s) in out.chunks_exact_mut(4).zip(self.state) {
-            copy_prefix(o, &s.to_be_bytes());
+            if let Ok(o) = <&mut [u8; 4]>::try_from(o) {
+                *o = s.to_be_bytes();
+            }
         }
         out
     }
@@ -174,6 +180,17 @@ mod tests {
             )),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
         );
+    }
+
+    #[test]
+    fn padding_at_every_length_around_the_block_boundaries() {
+        let data: [u8; 200] = core::array::from_fn(|i| (i * 7 + 1) as u8);
+        for len in
+            (0..=200).filter(|l| l % 64 <= 1 || (54..=57).contains(&(l % 64)) || l % 64 >= 62)
+        {
+            let want: [u8; 32] = sha2::Sha256::digest(&data[..len]).into();
+            assert_eq!(sha256(&data[..len]), want, "length {len}");
+        }
     }
 
     proptest! {
