@@ -1,6 +1,7 @@
-//! Diagnostics to the platform's log callback: short lines put together on the stack from
-//! string and integer pieces by one out-of-line writer, [`write`] (no `core::fmt`, which would
-//! add kilobytes to the image). A call site only lists its pieces. Rejection codes are written
+//! Diagnostics to the platform's log callback: short lines put together on the stack from a
+//! template and integer or string arguments by one out-of-line writer, [`write`] (no
+//! `core::fmt`, which would add kilobytes to the image). A call site lists its pieces; the macro
+//! turns them into one template and the arguments. Rejection codes are written
 //! as their numbers (the protocol's codes, which are also the status values; see
 //! `chunkprov_status_name()`).
 //!
@@ -102,29 +103,43 @@ impl Line {
     }
 }
 
-/// Writes one line made of `pieces` to the platform's log callback, if it has one.
+/// Marks where the next argument goes in a template.
+pub(crate) const ARG: u8 = 1;
+
+/// Writes one line to the platform's log callback, if it has one: the template's text with each
+/// [`ARG`] byte replaced by the next of `args`.
 #[inline(never)]
-pub(crate) fn write(platform: &chunkprov_platform, level: chunkprov_log_level, pieces: &[Piece]) {
+pub(crate) fn write(
+    platform: &chunkprov_platform,
+    level: chunkprov_log_level,
+    template: &str,
+    args: &[Piece],
+) {
     let Some(cb) = platform.log else { return };
     let mut line = Line {
         buf: [0; LINE],
         len: 0,
     };
-    for piece in pieces {
+    let mut args = args.iter();
+    for &b in template.as_bytes() {
+        if b != ARG {
+            line.push(b);
+            continue;
+        }
         let mut digits = [0u8; 10];
-        match *piece {
-            Piece::Str(s) => line.push_all(s.as_bytes()),
-            Piece::Unsigned(v) => {
+        match args.next() {
+            Some(Piece::Str(s)) => line.push_all(s.as_bytes()),
+            Some(&Piece::Unsigned(v)) => {
                 line.push_all(chunkprov_device::protocol::decimal(v, &mut digits));
             }
-            Piece::Signed(v) => {
+            Some(&Piece::Signed(v)) => {
                 if v < 0 {
                     line.push(b'-');
                 }
                 let digits = chunkprov_device::protocol::decimal(v.unsigned_abs(), &mut digits);
                 line.push_all(digits);
             }
-            Piece::Hex(v) => {
+            Some(&Piece::Hex(v)) => {
                 line.push_all(b"0x");
                 let mut started = false;
                 for shift in (0..8).rev() {
@@ -139,6 +154,7 @@ pub(crate) fn write(platform: &chunkprov_platform, level: chunkprov_log_level, p
                     }
                 }
             }
+            None => {}
         }
     }
     if let Some(end) = line.buf.get_mut(line.len) {
@@ -150,15 +166,41 @@ pub(crate) fn write(platform: &chunkprov_platform, level: chunkprov_log_level, p
 }
 
 /// `log!(platform, Level, piece, piece, …)`: one line to the platform's log callback, if it has
-/// one. Pieces are string slices, unsigned integers, `i32`, [`Hex`] and rejection codes (as
-/// numbers). Without the `log` feature nothing is evaluated or written.
+/// one. Pieces are string literals, string slices, unsigned integers, `i32`, [`Hex`] and
+/// rejection codes (as numbers). The literals are joined at compile time into one template with
+/// an [`ARG`] byte for each other piece, so a call site passes one string and its arguments.
+/// Without the `log` feature nothing is evaluated or written.
 macro_rules! log {
-    ($platform:expr, $level:ident, $($piece:expr),+ $(,)?) => {
+    ($platform:expr, $level:ident, $($pieces:tt)+) => {
+        $crate::log::log!(@split [$platform, $level] [] [] [] $($pieces)+)
+    };
+    // Splits the pieces at top-level commas: [template literals] [arguments] [current piece].
+    (@split $ctx:tt $t:tt $a:tt [$($cur:tt)+] , $($rest:tt)*) => {
+        $crate::log::log!(@piece $ctx $t $a [$($cur)+] $($rest)*)
+    };
+    (@split $ctx:tt $t:tt $a:tt [$($cur:tt)*] $next:tt $($rest:tt)*) => {
+        $crate::log::log!(@split $ctx $t $a [$($cur)* $next] $($rest)*)
+    };
+    (@split $ctx:tt $t:tt $a:tt [$($cur:tt)+]) => {
+        $crate::log::log!(@piece $ctx $t $a [$($cur)+])
+    };
+    // A literal joins the template; anything else becomes an argument and an ARG byte.
+    (@piece $ctx:tt [$($t:tt)*] $a:tt [$l:literal] $($rest:tt)*) => {
+        $crate::log::log!(@next $ctx [$($t)* $l,] $a $($rest)*)
+    };
+    (@piece $ctx:tt [$($t:tt)*] [$($a:tt)*] [$($e:tt)+] $($rest:tt)*) => {
+        $crate::log::log!(@next $ctx [$($t)* "\u{1}",] [$($a)* ($($e)+),] $($rest)*)
+    };
+    (@next $ctx:tt $t:tt $a:tt $($rest:tt)+) => {
+        $crate::log::log!(@split $ctx $t $a [] $($rest)+)
+    };
+    (@next [$platform:expr, $level:ident] [$($t:tt)*] [$(($($a:tt)+),)*]) => {
         if cfg!(feature = "log") {
             $crate::log::write(
                 $platform,
                 $crate::log::chunkprov_log_level::$level,
-                &[$($crate::log::Piece::from($piece)),+],
+                concat!($($t)*),
+                &[$($crate::log::Piece::from($($a)+)),*],
             );
         }
     };
