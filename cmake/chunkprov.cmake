@@ -55,13 +55,15 @@ function(chunkprov_import target)
     foreach(s IN LISTS CHUNKPROV_LIBC_MEM_SYMBOLS)
       list(APPEND localize "--localize-symbol=${s}")
     endforeach()
-    add_custom_command(OUTPUT "${lib}"
+    # Run on every build (cargo may put back an older archive, with its older time stamp, when
+    # features change); the copy only changes, and the programs relink, when its content does.
+    add_custom_target(${target}_libc_mem
       COMMAND "${CMAKE_COMMAND}" -E make_directory "${CMAKE_CURRENT_BINARY_DIR}/${target}-libc-mem"
-      COMMAND "${CMAKE_OBJCOPY}" ${localize} "${arg_LIB}" "${lib}"
-      DEPENDS "${arg_LIB}"
+      COMMAND "${CMAKE_OBJCOPY}" ${localize} "${arg_LIB}" "${lib}.new"
+      COMMAND "${CMAKE_COMMAND}" -E copy_if_different "${lib}.new" "${lib}"
+      BYPRODUCTS "${lib}"
       COMMENT "libchunkprov.a with memcpy & co. from the C library"
       VERBATIM)
-    add_custom_target(${target}_libc_mem DEPENDS "${lib}")
   endif()
   add_library(${target} STATIC IMPORTED GLOBAL)
   set_target_properties(${target} PROPERTIES IMPORTED_LOCATION "${lib}")
