@@ -117,10 +117,48 @@ impl Sha256 {
         self.used = copy_prefix(&mut self.block, data);
     }
 
+    /// Adds `len` bytes that `read` writes straight into the hasher's block buffer, at most 64
+    /// at a time, with their offset from the first (bytes of flash, say: no buffer of the
+    /// caller's own on the stack). Stops at `read`'s first error.
+    pub fn update_from<E>(
+        &mut self,
+        len: u32,
+        mut read: impl FnMut(u32, &mut [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut at = 0u32;
+        while at < len {
+            let n = (64 - self.used).min((len - at) as usize);
+            if let Some(dst) = self.block.get_mut(self.used..self.used + n) {
+                read(at, dst)?;
+            }
+            self.used += n;
+            self.total = self.total.wrapping_add(n as u64);
+            if self.used == 64 {
+                compress(&mut self.state, &self.block);
+                self.used = 0;
+            }
+            at += n as u32;
+        }
+        Ok(())
+    }
+
     /// The digest of everything added.
     pub fn finalize(mut self) -> [u8; 32] {
-        // Padding in place, in the block buffer: 0x80, zeros, the length in bits (big-endian)
-        // in the last 8 bytes; one more block when those do not fit after the data.
+        self.finish()
+    }
+
+    /// The digest of everything added, computed in place: unlike [`finalize`](Self::finalize)
+    /// no copy of the hasher is made, and the hasher is spent afterwards (start a new one).
+    pub fn finish(&mut self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        self.pad_and_compress(&mut out);
+        out
+    }
+
+    /// Pads in place, in the block buffer (0x80, zeros, the length in bits big-endian in the
+    /// last 8 bytes; one more block when those do not fit after the data), and writes the
+    /// digest.
+    fn pad_and_compress(&mut self, out: &mut [u8; 32]) {
         let bits = self.total.wrapping_mul(8);
         if let Some((marker, zeros)) = self
             .block
@@ -132,19 +170,17 @@ impl Sha256 {
         }
         if self.used >= 56 {
             compress(&mut self.state, &self.block);
-            self.block = [0; 64];
+            self.block.fill(0);
         }
         if let Some(length) = self.block.last_chunk_mut::<8>() {
             *length = bits.to_be_bytes();
         }
         compress(&mut self.state, &self.block);
-        let mut out = [0u8; 32];
         for (o, s) in out.chunks_exact_mut(4).zip(self.state) {
             if let Ok(o) = <&mut [u8; 4]>::try_from(o) {
                 *o = s.to_be_bytes();
             }
         }
-        out
     }
 }
 
@@ -191,6 +227,39 @@ mod tests {
             let want: [u8; 32] = sha2::Sha256::digest(&data[..len]).into();
             assert_eq!(sha256(&data[..len]), want, "length {len}");
         }
+    }
+
+    #[test]
+    fn update_from_reads_in_place_in_any_split() {
+        let data: [u8; 300] = core::array::from_fn(|i| (i * 13 + 5) as u8);
+        for first in [0usize, 1, 63, 64, 65, 200] {
+            let mut h = Sha256::new();
+            h.update(&data[..first]);
+            let mut reads = 0;
+            h.update_from((data.len() - first) as u32, |at, buf: &mut [u8]| {
+                reads += 1;
+                assert!(buf.len() <= 64);
+                let at = first + at as usize;
+                buf.copy_from_slice(&data[at..at + buf.len()]);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            assert!(reads >= (data.len() - first) / 64);
+            assert_eq!(h.finish(), sha256(&data), "first {first}");
+        }
+        // The first error stops it and is returned.
+        let mut h = Sha256::new();
+        let mut calls = 0;
+        let r = h.update_from(200, |at, _buf: &mut [u8]| {
+            calls += 1;
+            if at >= 64 {
+                Err(at)
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(r, Err(64));
+        assert_eq!(calls, 2);
     }
 
     proptest! {
