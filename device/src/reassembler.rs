@@ -647,22 +647,12 @@ impl Reassembler {
 
     /// Reads the bundle back, checks its SHA-256 and finds its items.
     fn verify<F: NorFlash>(&self, flash: &mut F) -> Result<Layout, Error<F::Error>> {
-        let Some(t) = self.transfer else {
+        let Some(t) = self.transfer.as_ref() else {
             return Err(Error::Rejected(RejectCode::BundleInvalid));
         };
-        let mut hasher = Sha256::new();
-        let mut buf = [0u8; RUN];
-        let mut at = 0;
-        while at < t.bundle_len {
-            let n = (t.bundle_len - at).min(RUN as u32);
-            let chunk = buf.get_mut(..n as usize).unwrap_or(&mut []);
-            flash
-                .read(self.slot.offset + at, chunk)
-                .map_err(Error::Flash)?;
-            hasher.update(&*chunk);
-            at += n;
-        }
-        if hasher.finalize() != t.sha256 {
+        if !digest_matches(flash, self.slot.offset, t.bundle_len, &t.sha256)
+            .map_err(Error::Flash)?
+        {
             diag!("bundle digest mismatch");
             return Err(Error::Rejected(RejectCode::DigestMismatch));
         }
@@ -677,8 +667,28 @@ impl Reassembler {
     }
 }
 
+/// Whether the SHA-256 of the `len` bytes of flash at `offset` is `want`. Flash is read straight
+/// into the hasher's block buffer, 64 bytes at a time.
+///
+/// Never inlined: its hasher leaves the stack before the caller goes on to locate the bundle's
+/// items, so the two never add up.
+#[inline(never)]
+fn digest_matches<F: NorFlash>(
+    flash: &mut F,
+    offset: u32,
+    len: u32,
+    want: &[u8; SHA256_LEN],
+) -> Result<bool, F::Error> {
+    let mut hasher = Sha256::new();
+    hasher.update_from(len, |at, buf| flash.read(offset + at, buf))?;
+    Ok(hasher.finish() == *want)
+}
+
 /// Where the items of the bundle of `len` bytes at flash offset `base` lie, as absolute flash
 /// offsets. Reads item heads only; checks the bundle's shape, not its digest.
+///
+/// Never inlined, like [`digest_matches`]: its frame and the hashing's never add up in a caller.
+#[inline(never)]
 pub(crate) fn locate_at<F: NorFlash>(
     flash: &mut F,
     base: u32,
