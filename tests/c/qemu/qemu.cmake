@@ -13,7 +13,7 @@
 # the linker script mps2_an505.ld and a link map <target>.map next to the ELF.
 # Headers semihost.h, bench_clock.h and stack.h are on the include path.
 #
-#   chunkprov_qemu_stack(test_foo BUDGET 1536)          # every chunkprov_* call
+#   chunkprov_qemu_stack(test_foo BUDGET 1536 [EXCEPT chunkprov_client_poll=2688])
 #
 # routes the program's calls of every function in include/chunkprov.h through
 # stack_chunkprov.c (-Wl,--wrap=...), which measures each call's stack and,
@@ -62,11 +62,13 @@ function(chunkprov_qemu_add_test target)
     COMMAND "${CHUNKPROV_QEMU_RUN}" "$<TARGET_FILE:${target}>" ${arg_QEMU_ARGS})
 endfunction()
 
-# chunkprov_qemu_stack(<target> [BUDGET <bytes>] [HEADER <chunkprov.h>])
+# chunkprov_qemu_stack(<target> [BUDGET <bytes>] [EXCEPT <function>=<bytes>...]
+#                      [HEADER <chunkprov.h>])
 # Measures (and with BUDGET > 0 limits) the stack of every call the target
-# makes to a function declared in the header (default: include/chunkprov.h).
+# makes to a function declared in the header (default: include/chunkprov.h);
+# EXCEPT gives single functions a budget of their own.
 function(chunkprov_qemu_stack target)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "" "BUDGET;HEADER" "")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "BUDGET;HEADER" "EXCEPT")
   if(NOT arg_BUDGET)
     set(arg_BUDGET 0)
   endif()
@@ -86,6 +88,8 @@ function(chunkprov_qemu_stack target)
     message(FATAL_ERROR "chunkprov_qemu_stack: no functions found in ${arg_HEADER}")
   endif()
   target_sources(${target} PRIVATE "${CHUNKPROV_QEMU_DIR}/stack_chunkprov.c")
-  target_compile_definitions(${target} PRIVATE "CHUNKPROV_STACK_BUDGET=${arg_BUDGET}u")
+  string(REPLACE ";" "," except "${arg_EXCEPT}")
+  target_compile_definitions(${target} PRIVATE "CHUNKPROV_STACK_BUDGET=${arg_BUDGET}u"
+    "CHUNKPROV_STACK_EXCEPT=\"${except}\"")
   set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS "${arg_HEADER}")
 endfunction()

@@ -3,26 +3,60 @@
  * -Wl,--wrap=<function> for each (qemu.cmake: chunkprov_qemu_stack()), so a
  * program's calls reach the library through these wrappers, which run each
  * call under STACK_CALL (stack.h) with CHUNKPROV_STACK_BUDGET bytes of stack
- * (0: measured only). The figure includes the platform callbacks the call
- * makes. A function added to the header needs a line here: the link fails
+ * (0: measured only), or the function's own budget from CHUNKPROV_STACK_EXCEPT.
+ * The figure includes the platform callbacks the call makes. A function added to the header needs a line here: the link fails
  * with "undefined reference to `__wrap_<function>'" until it has one.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "chunkprov.h"
 #include "stack.h"
 
+/* Bytes of stack every call gets; 0: measured only. */
 #ifndef CHUNKPROV_STACK_BUDGET
 #define CHUNKPROV_STACK_BUDGET 0u
 #endif
+/* Functions with a budget of their own: "name=bytes,name=bytes" (ignored when the budget
+ * above is 0). */
+#ifndef CHUNKPROV_STACK_EXCEPT
+#define CHUNKPROV_STACK_EXCEPT ""
+#endif
 
-#define MEASURED(ret, name, params, args)                        \
-    ret __real_##name params;                                    \
-    ret __wrap_##name params;                                    \
-    ret __wrap_##name params                                     \
-    {                                                            \
-        static stack_entry entry = STACK_ENTRY(#name);           \
-        ret result;                                              \
-        STACK_CALL(&entry, CHUNKPROV_STACK_BUDGET, result = __real_##name args); \
-        return result;                                           \
+static uint32_t budget_of(const char *name)
+{
+    if (CHUNKPROV_STACK_BUDGET == 0u) {
+        return 0u;
+    }
+    size_t n = strlen(name);
+    for (const char *p = CHUNKPROV_STACK_EXCEPT; *p != '\0';) {
+        const char *eq = strchr(p, '=');
+        if (eq == NULL) {
+            break;
+        }
+        char *end;
+        unsigned long bytes = strtoul(eq + 1, &end, 10);
+        if ((size_t)(eq - p) == n && strncmp(p, name, n) == 0) {
+            return (uint32_t)bytes;
+        }
+        p = *end == ',' ? end + 1 : end;
+    }
+    return CHUNKPROV_STACK_BUDGET;
+}
+
+#define MEASURED(ret, name, params, args)                                                \
+    ret __real_##name params;                                                            \
+    ret __wrap_##name params;                                                            \
+    ret __wrap_##name params                                                             \
+    {                                                                                    \
+        static stack_entry entry = STACK_ENTRY(#name);                                   \
+        static uint32_t budget = UINT32_MAX;                                             \
+        if (budget == UINT32_MAX) {                                                      \
+            budget = budget_of(#name);                                                   \
+        }                                                                                \
+        ret result;                                                                      \
+        STACK_CALL(&entry, budget, result = __real_##name args);                         \
+        return result;                                                                   \
     }
 
 typedef enum chunkprov_status status;
