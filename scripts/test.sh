@@ -22,6 +22,7 @@ cargo fmt --all -- --check
 step "clippy (-D warnings)"
 cargo clippy --all-targets -- -D warnings
 cargo clippy -p chunkprov-ffi --all-targets -- -D warnings
+cargo clippy -p chunkprov-ffi --no-default-features --all-targets -- -D warnings
 cargo clippy -p chunkprov-device --features defmt --target thumbv8m.main-none-eabi -- -D warnings
 
 step "Rust tests (the devkit's on real Mosquitto brokers; its end-to-end tests run the Lambda's binary)"
@@ -35,6 +36,7 @@ cargo test
 step "Cortex-M33 builds (32-bit size and alignment assertions of the C ABI)"
 cargo build -p chunkprov-ffi --target thumbv8m.main-none-eabi
 cargo build -p chunkprov-ffi --target thumbv8m.main-none-eabihf
+cargo build -p chunkprov-ffi --target thumbv8m.main-none-eabi --no-default-features
 
 step "include/chunkprov.h is what cbindgen generates"
 cbindgen --quiet --config ffi/cbindgen.toml --crate chunkprov-ffi --output "$fresh" ffi
@@ -45,6 +47,7 @@ if ! diff -u include/chunkprov.h "$fresh"; then
 fi
 
 step "C tests: host (ASan + UBSan) and Cortex-M33 under QEMU (soft and hard float)"
+bash tests/c/qemu/selftest.sh
 bash tests/c/run.sh
 
 step "cloud: deployment template (cfn-lint; the Lambda's moto-backed tests ran with cargo test)"
