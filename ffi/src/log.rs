@@ -37,7 +37,7 @@ pub(crate) enum Piece<'a> {
     Hex(u32),
 }
 
-/// An integer written in hexadecimal, `0x` first.
+/// An integer written in hexadecimal, `0x` and eight digits.
 pub(crate) struct Hex(pub u32);
 
 impl<'a> From<&'a str> for Piece<'a> {
@@ -140,18 +140,11 @@ pub(crate) fn write(
                 line.push_all(digits);
             }
             Some(&Piece::Hex(v)) => {
+                // All eight digits: flash offsets line up, and the loop stays short.
                 line.push_all(b"0x");
-                let mut started = false;
                 for shift in (0..8).rev() {
                     let nibble = ((v >> (shift * 4)) & 0xF) as u8;
-                    if nibble != 0 || started || shift == 0 {
-                        started = true;
-                        line.push(if nibble < 10 {
-                            b'0' + nibble
-                        } else {
-                            b'a' + nibble - 10
-                        });
-                    }
+                    line.push(nibble + if nibble < 10 { b'0' } else { b'a' - 10 });
                 }
             }
             None => {}
