@@ -333,6 +333,7 @@ typedef struct chunkprov_platform {
   int (*geometry)(void *ctx, struct chunkprov_geometry *out);
   /**
    * Receive one NUL-terminated diagnostic line (valid only during the call). May be NULL.
+   * Never called by a library built without its `log` feature.
    */
   void (*log)(void *ctx, enum chunkprov_log_level level, const char *message);
   /**

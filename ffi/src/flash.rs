@@ -43,6 +43,7 @@ pub struct chunkprov_platform {
     pub geometry:
         Option<unsafe extern "C" fn(ctx: *mut c_void, out: *mut chunkprov_geometry) -> c_int>,
     /// Receive one NUL-terminated diagnostic line (valid only during the call). May be NULL.
+    /// Never called by a library built without its `log` feature.
     pub log: Option<
         unsafe extern "C" fn(ctx: *mut c_void, level: chunkprov_log_level, message: *const c_char),
     >,
