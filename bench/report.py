@@ -8,7 +8,7 @@ import sys
 
 out, header = sys.argv[1], sys.argv[2]
 
-# Targets (issue "half the code size"; DESIGN.md "Targets").
+# The targets the device library is held to.
 REASSEMBLER_LOG = 8 * 1024
 CLIENT_LOG = 18 * 1024
 CLIENT_NO_LOG = 16 * 1024
