@@ -1,0 +1,100 @@
+# Builds libchunkprov.a (the `chunkprov-ffi` crate) with cargo as part of a CMake build and
+# offers it as an imported static library. Used by the Zephyr module (zephyr/CMakeLists.txt)
+# and by the plain CMake project at the repository root.
+#
+#   include(cmake/chunkprov-cargo.cmake)
+#   chunkprov_cargo_library(<target>
+#       TRIPLE <rust target triple>       # e.g. thumbv8m.main-none-eabi, x86_64-unknown-linux-gnu
+#       [TARGET_DIR <dir>]                # cargo's target directory (default: <binary dir>/cargo)
+#       [PROFILE <name>]                  # cargo profile (default: release)
+#       [FEATURES <feature>...])          # Cargo features of chunkprov-ffi
+#   target_link_libraries(<your target> PRIVATE <target>)
+#
+# The archive is linked as an ordinary static library: only the members that resolve a symbol
+# are taken. Never put it inside --whole-archive: it carries compiler_builtins and the whole
+# library, and every member would be forced into the image.
+#
+# cargo runs on every build (it returns at once when nothing changed, and it alone knows the
+# Rust sources' dependencies). It needs the Rust target installed: `rustup target add <triple>`.
+
+include_guard(GLOBAL)
+
+get_filename_component(CHUNKPROV_ROOT "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+
+find_program(CHUNKPROV_CARGO cargo HINTS "$ENV{HOME}/.cargo/bin" "$ENV{CARGO_HOME}/bin")
+find_program(CHUNKPROV_RUSTC rustc HINTS "$ENV{HOME}/.cargo/bin" "$ENV{CARGO_HOME}/bin")
+
+# The features chunkprov-ffi declares (the `[features]` table of ffi/Cargo.toml).
+function(chunkprov_cargo_features out)
+  file(STRINGS "${CHUNKPROV_ROOT}/ffi/Cargo.toml" lines)
+  set(in_features FALSE)
+  set(found "")
+  foreach(line IN LISTS lines)
+    if(line MATCHES "^\\[features\\]")
+      set(in_features TRUE)
+    elseif(line MATCHES "^\\[")
+      set(in_features FALSE)
+    elseif(in_features AND line MATCHES "^([A-Za-z0-9_-]+)[ \t]*=")
+      list(APPEND found "${CMAKE_MATCH_1}")
+    endif()
+  endforeach()
+  set(${out} "${found}" PARENT_SCOPE)
+endfunction()
+
+function(chunkprov_cargo_library name)
+  cmake_parse_arguments(ARG "" "TRIPLE;TARGET_DIR;PROFILE" "FEATURES" ${ARGN})
+  if(NOT ARG_TRIPLE)
+    message(FATAL_ERROR "chunkprov_cargo_library(${name}): TRIPLE is required")
+  endif()
+  if(NOT ARG_TARGET_DIR)
+    set(ARG_TARGET_DIR "${CMAKE_BINARY_DIR}/cargo")
+  endif()
+  if(NOT ARG_PROFILE)
+    set(ARG_PROFILE release)
+  endif()
+  if(NOT CHUNKPROV_CARGO OR NOT CHUNKPROV_RUSTC)
+    message(FATAL_ERROR "chunkprov: cargo/rustc not found. Install Rust (https://rustup.rs) "
+                        "or put cargo on PATH.")
+  endif()
+
+  # A missing Rust target fails late and obscurely inside cargo: check it now.
+  execute_process(COMMAND "${CHUNKPROV_RUSTC}" --print sysroot
+                  OUTPUT_VARIABLE sysroot OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0 OR NOT IS_DIRECTORY "${sysroot}/lib/rustlib/${ARG_TRIPLE}")
+    message(FATAL_ERROR "chunkprov: the Rust target ${ARG_TRIPLE} is not installed "
+                        "(rustc sysroot ${sysroot}). Install it with: rustup target add ${ARG_TRIPLE}")
+  endif()
+
+  # `dev` builds land in target/<triple>/debug, every other profile in a folder of its name.
+  if(ARG_PROFILE STREQUAL "dev")
+    set(profile_dir debug)
+  else()
+    set(profile_dir "${ARG_PROFILE}")
+  endif()
+  set(lib "${ARG_TARGET_DIR}/${ARG_TRIPLE}/${profile_dir}/libchunkprov.a")
+
+  set(features_arg "")
+  if(ARG_FEATURES)
+    list(JOIN ARG_FEATURES "," joined)
+    set(features_arg --features "${joined}")
+  endif()
+
+  add_custom_target(${name}_cargo ALL
+    COMMAND "${CHUNKPROV_CARGO}" build --locked -p chunkprov-ffi
+            --manifest-path "${CHUNKPROV_ROOT}/Cargo.toml"
+            --target "${ARG_TRIPLE}" --profile "${ARG_PROFILE}"
+            --target-dir "${ARG_TARGET_DIR}" ${features_arg}
+    BYPRODUCTS "${lib}"
+    WORKING_DIRECTORY "${CHUNKPROV_ROOT}"
+    COMMENT "cargo: libchunkprov.a for ${ARG_TRIPLE} (${ARG_PROFILE})"
+    USES_TERMINAL
+    VERBATIM)
+
+  add_library(${name} STATIC IMPORTED GLOBAL)
+  set_target_properties(${name} PROPERTIES
+    IMPORTED_LOCATION "${lib}"
+    INTERFACE_INCLUDE_DIRECTORIES "${CHUNKPROV_ROOT}/include")
+  add_dependencies(${name} ${name}_cargo)
+  message(STATUS "chunkprov: libchunkprov.a for ${ARG_TRIPLE} (${ARG_PROFILE}${features_arg}) "
+                 "-> ${lib}")
+endfunction()
