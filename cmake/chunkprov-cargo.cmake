@@ -5,7 +5,10 @@
 #   include(cmake/chunkprov-cargo.cmake)
 #   chunkprov_cargo_library(<target>
 #       TRIPLE <rust target triple>       # e.g. thumbv8m.main-none-eabi, x86_64-unknown-linux-gnu
-#       [TARGET_DIR <dir>]                # cargo's target directory (default: <binary dir>/cargo)
+#       [TARGET_DIR <dir>]                # cargo's target directory (default: <binary dir>/cargo;
+#                                         #  the cache variable CHUNKPROV_CARGO_TARGET_DIR wins, so
+#                                         #  several builds can share one, e.g. the repository's
+#                                         #  target/)
 #       [PROFILE <name>]                  # cargo profile (default: release)
 #       [FEATURES <feature>...])          # Cargo features of chunkprov-ffi
 #   target_link_libraries(<your target> PRIVATE <target>)
@@ -46,7 +49,9 @@ function(chunkprov_cargo_library name)
   if(NOT ARG_TRIPLE)
     message(FATAL_ERROR "chunkprov_cargo_library(${name}): TRIPLE is required")
   endif()
-  if(NOT ARG_TARGET_DIR)
+  if(CHUNKPROV_CARGO_TARGET_DIR)
+    set(ARG_TARGET_DIR "${CHUNKPROV_CARGO_TARGET_DIR}")
+  elseif(NOT ARG_TARGET_DIR)
     set(ARG_TARGET_DIR "${CMAKE_BINARY_DIR}/cargo")
   endif()
   if(NOT ARG_PROFILE)
@@ -65,13 +70,22 @@ function(chunkprov_cargo_library name)
                         "(rustc sysroot ${sysroot}). Install it with: rustup target add ${ARG_TRIPLE}")
   endif()
 
-  # `dev` builds land in target/<triple>/debug, every other profile in a folder of its name.
+  # `dev` builds land in .../debug, every other profile in a folder of its name. For the host's
+  # own triple no --target is given (target/release, as `cargo build --release` makes it).
   if(ARG_PROFILE STREQUAL "dev")
     set(profile_dir debug)
   else()
     set(profile_dir "${ARG_PROFILE}")
   endif()
-  set(lib "${ARG_TARGET_DIR}/${ARG_TRIPLE}/${profile_dir}/libchunkprov.a")
+  execute_process(COMMAND "${CHUNKPROV_RUSTC}" -vV OUTPUT_VARIABLE vv)
+  string(REGEX MATCH "host: ([^\n]+)" _ "${vv}")
+  if(ARG_TRIPLE STREQUAL CMAKE_MATCH_1)
+    set(target_arg "")
+    set(lib "${ARG_TARGET_DIR}/${profile_dir}/libchunkprov.a")
+  else()
+    set(target_arg --target "${ARG_TRIPLE}")
+    set(lib "${ARG_TARGET_DIR}/${ARG_TRIPLE}/${profile_dir}/libchunkprov.a")
+  endif()
 
   set(features_arg "")
   if(ARG_FEATURES)
@@ -82,7 +96,7 @@ function(chunkprov_cargo_library name)
   add_custom_target(${name}_cargo ALL
     COMMAND "${CHUNKPROV_CARGO}" build --locked -p chunkprov-ffi
             --manifest-path "${CHUNKPROV_ROOT}/Cargo.toml"
-            --target "${ARG_TRIPLE}" --profile "${ARG_PROFILE}"
+            ${target_arg} --profile "${ARG_PROFILE}"
             --target-dir "${ARG_TARGET_DIR}" ${features_arg}
     BYPRODUCTS "${lib}"
     WORKING_DIRECTORY "${CHUNKPROV_ROOT}"

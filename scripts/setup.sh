@@ -41,3 +41,43 @@ if ((${#py_pkgs[@]})); then
         || python3 -m pip install --quiet --break-system-packages "${py_pkgs[@]}"
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
+
+# The embedded-Linux app (always): libmosquitto and OpenSSL headers, pkg-config to find them.
+linux_pkgs=()
+for p in libmosquitto-dev libssl-dev pkg-config; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || linux_pkgs+=("$p")
+done
+if ((${#linux_pkgs[@]})); then
+    echo "setup: installing ${linux_pkgs[*]}"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${linux_pkgs[@]}" >/dev/null
+fi
+
+# zephyr-app, only where a Zephyr tree is (ZEPHYR_BASE or ~/zephyrproject/zephyr; nothing is
+# fetched): the devicetree compiler, and a Python >= 3.12.1 with Zephyr's build-time modules
+# (Debian 12's python3 is 3.11: the workspace's own .venv is made from a newer Python).
+. "$(dirname "$0")/zephyr-env.sh"
+zephyr_find
+if [ -n "$ZEPHYR_BASE" ]; then
+    if ! command -v dtc >/dev/null 2>&1; then
+        echo "setup: installing device-tree-compiler (for $ZEPHYR_BASE)"
+        sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends device-tree-compiler >/dev/null
+    fi
+    zephyr_py_mods="import elftools, yaml, pykwalify, packaging"
+    if [ -z "$ZEPHYR_PYTHON" ]; then
+        echo "setup: Zephyr at $ZEPHYR_BASE needs Python >= 3.12.1; none found (set ZEPHYR_PYTHON)" >&2
+        exit 1
+    fi
+    if ! "$ZEPHYR_PYTHON" -c "$zephyr_py_mods" 2>/dev/null; then
+        venv=$ZEPHYR_WS/.venv
+        if [ "$ZEPHYR_PYTHON" != "$venv/bin/python" ]; then
+            echo "setup: making $venv from $ZEPHYR_PYTHON"
+            "$ZEPHYR_PYTHON" -m venv "$venv"
+        fi
+        echo "setup: installing pyelftools PyYAML pykwalify packaging west into $venv"
+        "$venv/bin/python" -m pip install --quiet pyelftools PyYAML pykwalify packaging west
+    fi
+fi

@@ -50,6 +50,36 @@ step "C tests: host (ASan + UBSan) and Cortex-M33 under QEMU (soft and hard floa
 bash tests/c/qemu/selftest.sh
 bash tests/c/run.sh
 
+step "embedded-Linux app (-Wall -Wextra -Werror) and its C tests under ASan + UBSan"
+# The library comes from target/release (built above), shared through CHUNKPROV_CARGO_TARGET_DIR.
+cmake -G Ninja -S . -B build/linux-asan -DCHUNKPROV_SANITIZE=ON \
+    -DCHUNKPROV_CARGO_TARGET_DIR="$PWD/target" >/dev/null
+cmake --build build/linux-asan
+ctest --test-dir build/linux-asan --output-on-failure | tee build/linux-asan/ctest.log
+line=$(grep -E '^[0-9]+% tests passed' build/linux-asan/ctest.log | tail -n 1)
+echo "PASS  app: $line"
+
+step "zephyr-app: native_sim/native/64 and nrf9160dk/nrf9160 (Cortex-M33, arm-none-eabi-gcc)"
+. scripts/zephyr-env.sh
+zephyr_find
+if [ -z "$ZEPHYR_BASE" ]; then
+    echo "no Zephyr tree (ZEPHYR_BASE unset and no ~/zephyrproject/zephyr): zephyr-app not built"
+else
+    echo "Zephyr $ZEPHYR_VERSION at $ZEPHYR_BASE; modules: $ZEPHYR_MODULES; Python: $ZEPHYR_PYTHON"
+    for board in native_sim/native/64 nrf9160dk/nrf9160; do
+        dir=build/zephyr/$(echo "$board" | cut -d/ -f1)
+        mkdir -p "$dir"
+        start=$SECONDS
+        if ! zephyr_build "$board" "$dir" >"$dir.log" 2>&1; then
+            tail -n 60 "$dir.log" >&2
+            echo "zephyr-app did not build for $board (log: $dir.log)" >&2
+            exit 1
+        fi
+        echo "zephyr-app for $board: $dir/zephyr/zephyr.elf ($((SECONDS - start)) s)"
+        grep -E '^ +(FLASH|RAM):' "$dir.log" || true
+    done
+fi
+
 step "cloud: deployment template (cfn-lint; the Lambda's moto-backed tests ran with cargo test)"
 cfn-lint deploy/template.yaml
 
