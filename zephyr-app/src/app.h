@@ -34,6 +34,9 @@ struct app_settings {
  * --claim-key, --stop-after-frames (native_sim_args.c). Returns 0 or a negative errno. */
 int app_settings_native(struct app_settings *s);
 
+/* Claim credentials compiled in from CONFIG_CHUNKPROV_APP_CLAIM_PEM_DIR (claim_embedded.c). */
+void app_settings_embedded(struct app_settings *s);
+
 /* ---- flash (flash.c) ---- */
 
 struct app_flash {

@@ -14,9 +14,12 @@
 #include <zephyr/debug/thread_analyzer.h>
 #endif
 #include <zephyr/logging/log.h>
+#include <zephyr/logging/log_ctrl.h>
 
 #if defined(CONFIG_ARCH_POSIX)
 #include "posix_board_if.h"
+#elif defined(CONFIG_REBOOT)
+#include <zephyr/sys/reboot.h>
 #endif
 
 #include "app.h"
@@ -50,6 +53,9 @@ static int run(void)
         .claim_port = CONFIG_CHUNKPROV_APP_CLAIM_PORT,
         .device_port = CONFIG_CHUNKPROV_APP_DEVICE_PORT,
     };
+#if defined(CHUNKPROV_APP_CLAIM_EMBEDDED)
+    app_settings_embedded(&s);
+#endif
 #if defined(CONFIG_BOARD_NATIVE_SIM)
     if (app_settings_native(&s) != 0) {
         return -EINVAL;
@@ -169,6 +175,11 @@ int main(void)
 #endif
 #if defined(CONFIG_ARCH_POSIX)
     posix_exit(rc < 0 ? 1 : rc);
+#elif defined(CONFIG_QEMU_TARGET) && defined(CONFIG_REBOOT)
+    /* Under QEMU with -no-reboot a reset ends the emulation: the run is over. The log (and
+     * printk through it) is flushed first. */
+    LOG_PANIC();
+    sys_reboot(SYS_REBOOT_COLD);
 #endif
     return 0;
 }
