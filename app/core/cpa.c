@@ -23,6 +23,17 @@ void cpa_logf(const struct cpa *a, enum cpa_level level, const char *fmt, ...)
     a->port->log(a->port->ctx, level, line);
 }
 
+void cpa_format_stats(const struct cpa_stats *s, char *out, size_t cap)
+{
+    (void)snprintf(out, cap,
+                   "%u sent (%u requests, %u pulls, %u confirmations), %u received (%u frames "
+                   "held, %u duplicates, %u rejected); %u connects, %u lost",
+                   (unsigned)s->published, (unsigned)s->requests, (unsigned)s->pulls,
+                   (unsigned)s->confirmations, (unsigned)s->received, (unsigned)s->frames_held,
+                   (unsigned)s->frames_duplicate, (unsigned)s->frames_rejected,
+                   (unsigned)s->connects, (unsigned)s->lost);
+}
+
 static bool ends_with(const char *s, size_t len, const char *suffix)
 {
     size_t n = strlen(suffix);

@@ -155,6 +155,10 @@ int cpa_on_message_begin(struct cpa *a, const char *topic, size_t topic_len, siz
 int cpa_on_message_data(struct cpa *a, const uint8_t *data, size_t len);
 int cpa_on_message_end(struct cpa *a);
 
+/** The run's figures as one line ("4 sent (1 requests, 2 pulls, 1 confirmations), 12 received
+ * (...); 2 connects, 0 lost") into `out` (`cap` bytes, NUL-terminated, cut if too long). */
+void cpa_format_stats(const struct cpa_stats *s, char *out, size_t cap);
+
 /** Formats one line (printf-style) to the port's log. */
 void cpa_logf(const struct cpa *a, enum cpa_level level, const char *fmt, ...)
 #if defined(__GNUC__)

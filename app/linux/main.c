@@ -353,10 +353,9 @@ int main(int argc, char **argv)
         printf("failed: %s\n", chunkprov_status_name(app.outcome.status));
         break;
     }
-    printf("messages: %u sent (%u requests, %u pulls, %u confirmations), %u received "
-           "(%u frames held, %u duplicates, %u rejected); %u connects, %u lost\n",
-           s->published, s->requests, s->pulls, s->confirmations, s->received, s->frames_held,
-           s->frames_duplicate, s->frames_rejected, s->connects, s->lost);
+    char line[256];
+    cpa_format_stats(s, line, sizeof line);
+    printf("messages: %s\n", line);
     printf("flash: %u pages erased, %u writes (%u bytes)\n", flash.erases, flash.writes,
            flash.bytes_written);
     flash_file_close(&flash);

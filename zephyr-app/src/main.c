@@ -156,10 +156,9 @@ static int run(void)
         rc = 1;
         break;
     }
-    printk("chunkprov: messages: %u sent (%u requests, %u pulls, %u confirmations), %u received "
-           "(%u frames held, %u duplicates, %u rejected); %u connects, %u lost\n",
-           st->published, st->requests, st->pulls, st->confirmations, st->received,
-           st->frames_held, st->frames_duplicate, st->frames_rejected, st->connects, st->lost);
+    static char line[256];
+    cpa_format_stats(st, line, sizeof line);
+    printk("chunkprov: messages: %s\n", line);
     return rc;
 }
 
