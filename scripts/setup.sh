@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building, testing and running chunkprov locally needs, skipping what is already
-# there: Debian packages (Cortex-M33 cross compiler and newlib, QEMU, CMake, Ninja, Mosquitto),
-# the Rust Cortex-M33 targets, rustfmt and clippy, cbindgen, and the PyPI tools below.
+# there: Debian packages (Cortex-M33 cross compiler and newlib, QEMU, CMake, Ninja, Mosquitto,
+# the embedded-Linux app's libmosquitto and OpenSSL headers), the Rust Cortex-M33 targets,
+# rustfmt and clippy, cbindgen, the PyPI tools below, and, only where a Zephyr tree is
+# (ZEPHYR_BASE or ~/zephyrproject/zephyr; nothing is fetched), what building zephyr-app with it
+# needs: the devicetree compiler and a Python >= 3.12.1 with Zephyr's build-time modules.
 set -euo pipefail
+. "$(dirname "$0")/zephyr-env.sh"
+zephyr_find
 
-apt_pkgs=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake ninja-build mosquitto)
+apt_pkgs=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake ninja-build mosquitto
+    libmosquitto-dev libssl-dev pkg-config)
+[ -z "$ZEPHYR_BASE" ] || apt_pkgs+=(device-tree-compiler)
 # pip for the PyPI tools below, unless this Python already has one (pyenv, a venv).
 python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
 missing=()
@@ -42,30 +49,8 @@ if ((${#py_pkgs[@]})); then
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
 
-# The embedded-Linux app (always): libmosquitto and OpenSSL headers, pkg-config to find them.
-linux_pkgs=()
-for p in libmosquitto-dev libssl-dev pkg-config; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || linux_pkgs+=("$p")
-done
-if ((${#linux_pkgs[@]})); then
-    echo "setup: installing ${linux_pkgs[*]}"
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${linux_pkgs[@]}" >/dev/null
-fi
-
-# zephyr-app, only where a Zephyr tree is (ZEPHYR_BASE or ~/zephyrproject/zephyr; nothing is
-# fetched): the devicetree compiler, and a Python >= 3.12.1 with Zephyr's build-time modules
-# (Debian 12's python3 is 3.11: the workspace's own .venv is made from a newer Python).
-. "$(dirname "$0")/zephyr-env.sh"
-zephyr_find
+# zephyr-app: Debian 12's python3 is 3.11; the workspace's own .venv is made from a newer Python.
 if [ -n "$ZEPHYR_BASE" ]; then
-    if ! command -v dtc >/dev/null 2>&1; then
-        echo "setup: installing device-tree-compiler (for $ZEPHYR_BASE)"
-        sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends device-tree-compiler >/dev/null
-    fi
     zephyr_py_mods="import elftools, yaml, pykwalify, packaging"
     if [ -z "$ZEPHYR_PYTHON" ]; then
         echo "setup: Zephyr at $ZEPHYR_BASE needs Python >= 3.12.1; none found (set ZEPHYR_PYTHON)" >&2
