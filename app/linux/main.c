@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,9 @@ int main(int argc, char **argv)
     if (parse(argc, argv, &o) != 0) {
         return 1;
     }
+    /* A broker that closes the connection must show up as a lost connection (an error from
+     * the write), not end the process. */
+    signal(SIGPIPE, SIG_IGN);
     char *ca = slurp(o.ca), *cert = slurp(o.claim_cert), *key = slurp(o.claim_key);
     if (!ca || !cert || !key) {
         return 1;
