@@ -1,6 +1,6 @@
 # Builds libchunkprov.a (the `chunkprov-ffi` crate) with cargo as part of a CMake build and
-# offers it as an imported static library. Used by the Zephyr module (zephyr/CMakeLists.txt)
-# and by the plain CMake project at the repository root.
+# imports it with chunkprov_import() (cmake/chunkprov.cmake). Used by the Zephyr module
+# (zephyr/CMakeLists.txt) and by the plain CMake project at the repository root.
 #
 #   include(cmake/chunkprov-cargo.cmake)
 #   chunkprov_cargo_library(<target>
@@ -10,7 +10,10 @@
 #                                         #  several builds can share one, e.g. the repository's
 #                                         #  target/)
 #       [PROFILE <name>]                  # cargo profile (default: release)
-#       [FEATURES <feature>...])          # Cargo features of chunkprov-ffi
+#       [NO_DEFAULT_FEATURES]             # without chunkprov-ffi's default features (`log`) ...
+#       [FEATURES <feature>...]           # ... and with these
+#       [LIBC_MEM ON|OFF])                # memcpy & co. from the C library (chunkprov_import's
+#                                         #  default: ON for bare-metal Arm)
 #   target_link_libraries(<your target> PRIVATE <target>)
 #
 # The archive is linked as an ordinary static library: only the members that resolve a symbol
@@ -18,34 +21,22 @@
 # library, and every member would be forced into the image.
 #
 # cargo runs on every build (it returns at once when nothing changed, and it alone knows the
-# Rust sources' dependencies). It needs the Rust target installed: `rustup target add <triple>`.
+# Rust sources' dependencies); its archive is copied into the build directory only when its
+# content changed (when features change cargo may put back an older archive with its older time
+# stamp, which the link step would take for unchanged). The Rust target must be installed:
+# `rustup target add <triple>`.
 
 include_guard(GLOBAL)
 
 get_filename_component(CHUNKPROV_ROOT "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+include(${CMAKE_CURRENT_LIST_DIR}/chunkprov.cmake)
 
 find_program(CHUNKPROV_CARGO cargo HINTS "$ENV{HOME}/.cargo/bin" "$ENV{CARGO_HOME}/bin")
 find_program(CHUNKPROV_RUSTC rustc HINTS "$ENV{HOME}/.cargo/bin" "$ENV{CARGO_HOME}/bin")
 
-# The features chunkprov-ffi declares (the `[features]` table of ffi/Cargo.toml).
-function(chunkprov_cargo_features out)
-  file(STRINGS "${CHUNKPROV_ROOT}/ffi/Cargo.toml" lines)
-  set(in_features FALSE)
-  set(found "")
-  foreach(line IN LISTS lines)
-    if(line MATCHES "^\\[features\\]")
-      set(in_features TRUE)
-    elseif(line MATCHES "^\\[")
-      set(in_features FALSE)
-    elseif(in_features AND line MATCHES "^([A-Za-z0-9_-]+)[ \t]*=")
-      list(APPEND found "${CMAKE_MATCH_1}")
-    endif()
-  endforeach()
-  set(${out} "${found}" PARENT_SCOPE)
-endfunction()
-
 function(chunkprov_cargo_library name)
-  cmake_parse_arguments(ARG "" "TRIPLE;TARGET_DIR;PROFILE" "FEATURES" ${ARGN})
+  cmake_parse_arguments(ARG "NO_DEFAULT_FEATURES" "TRIPLE;TARGET_DIR;PROFILE;LIBC_MEM" "FEATURES"
+                        ${ARGN})
   if(NOT ARG_TRIPLE)
     message(FATAL_ERROR "chunkprov_cargo_library(${name}): TRIPLE is required")
   endif()
@@ -81,34 +72,43 @@ function(chunkprov_cargo_library name)
   string(REGEX MATCH "host: ([^\n]+)" _ "${vv}")
   if(ARG_TRIPLE STREQUAL CMAKE_MATCH_1)
     set(target_arg "")
-    set(lib "${ARG_TARGET_DIR}/${profile_dir}/libchunkprov.a")
+    set(built "${ARG_TARGET_DIR}/${profile_dir}/libchunkprov.a")
   else()
     set(target_arg --target "${ARG_TRIPLE}")
-    set(lib "${ARG_TARGET_DIR}/${ARG_TRIPLE}/${profile_dir}/libchunkprov.a")
+    set(built "${ARG_TARGET_DIR}/${ARG_TRIPLE}/${profile_dir}/libchunkprov.a")
   endif()
 
   set(features_arg "")
+  if(ARG_NO_DEFAULT_FEATURES)
+    list(APPEND features_arg --no-default-features)
+  endif()
   if(ARG_FEATURES)
     list(JOIN ARG_FEATURES "," joined)
-    set(features_arg --features "${joined}")
+    list(APPEND features_arg --features "${joined}")
   endif()
 
+  set(copy "${CMAKE_CURRENT_BINARY_DIR}/${name}-cargo/libchunkprov.a")
   add_custom_target(${name}_cargo ALL
     COMMAND "${CHUNKPROV_CARGO}" build --locked -p chunkprov-ffi
             --manifest-path "${CHUNKPROV_ROOT}/Cargo.toml"
             ${target_arg} --profile "${ARG_PROFILE}"
             --target-dir "${ARG_TARGET_DIR}" ${features_arg}
-    BYPRODUCTS "${lib}"
+    COMMAND "${CMAKE_COMMAND}" -E copy_if_different "${built}" "${copy}"
+    BYPRODUCTS "${copy}"
     WORKING_DIRECTORY "${CHUNKPROV_ROOT}"
-    COMMENT "cargo: libchunkprov.a for ${ARG_TRIPLE} (${ARG_PROFILE})"
+    COMMENT "cargo: libchunkprov.a for ${ARG_TRIPLE} (${ARG_PROFILE} ${features_arg})"
     USES_TERMINAL
     VERBATIM)
 
-  add_library(${name} STATIC IMPORTED GLOBAL)
-  set_target_properties(${name} PROPERTIES
-    IMPORTED_LOCATION "${lib}"
-    INTERFACE_INCLUDE_DIRECTORIES "${CHUNKPROV_ROOT}/include")
+  set(import_args LIB "${copy}" INCLUDE "${CHUNKPROV_ROOT}/include")
+  if(DEFINED ARG_LIBC_MEM)
+    list(APPEND import_args LIBC_MEM ${ARG_LIBC_MEM})
+  endif()
+  chunkprov_import(${name} ${import_args})
   add_dependencies(${name} ${name}_cargo)
-  message(STATUS "chunkprov: libchunkprov.a for ${ARG_TRIPLE} (${ARG_PROFILE}${features_arg}) "
-                 "-> ${lib}")
+  if(TARGET ${name}_libc_mem)
+    add_dependencies(${name}_libc_mem ${name}_cargo)
+  endif()
+  message(STATUS "chunkprov: libchunkprov.a for ${ARG_TRIPLE} (${ARG_PROFILE} ${features_arg}) "
+                 "from ${built}")
 endfunction()
